@@ -1,0 +1,107 @@
+"""Run suites by name and write the versioned ``results.json`` document."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eval_suites.base import SuiteResult, data_info, model_info, suite_from_options
+from eval_suites.registry import SUITES
+from guard.data import TextDataset
+from guard.provenance import environment, git_revision, package_versions
+from guard.types import Classifier
+
+#: Name of the results file in an output folder.
+RESULTS_FILE = "results.json"
+#: Identifies the document type.
+RESULTS_SCHEMA = "metaverse-guard/results"
+#: Version of the layout in docs/results-schema.md: bump the major on incompatible changes.
+RESULTS_SCHEMA_VERSION = "1.0"
+
+
+def parse_suite_list(text: str) -> list[str]:
+    """Split ``"accuracy,latency"`` into names, checking each against the registry.
+
+    Raises:
+        UnknownNameError: For an unknown suite (the message suggests close names).
+    """
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    for name in names:
+        SUITES.entry(name)
+    return names
+
+
+def run_suites(
+    model: Classifier,
+    data: TextDataset,
+    suites: Sequence[str],
+    *,
+    seed: int = 0,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[SuiteResult]:
+    """Run each named suite on ``model`` and ``data``.
+
+    Args:
+        model: The classifier under test.
+        data: Labelled evaluation rows.
+        suites: Suite names (see ``guard ls suites``).
+        seed: Seed for every suite.
+        options: Suite name -> options for its constructor.
+
+    Raises:
+        UnknownNameError: For an unknown suite.
+        ConfigError: For an unknown suite option.
+    """
+    options = options or {}
+    built = [suite_from_options(SUITES.get(name), options.get(name)) for name in suites]
+    return [suite.run(model, data, seed=seed) for suite in built]
+
+
+def results_document(
+    results: Sequence[SuiteResult],
+    *,
+    model: Classifier,
+    data: TextDataset,
+    seed: int,
+    command: Sequence[str] = (),
+    model_manifest: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``results.json`` document (layout: docs/results-schema.md)."""
+    import guard
+
+    return {
+        "schema": RESULTS_SCHEMA,
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "guard_version": guard.__version__,
+        "command": list(command),
+        "git_revision": git_revision(Path(__file__).parent),
+        "seed": seed,
+        "model": {**model_info(model), "device": str(getattr(model, "device", "unknown")),
+                  "manifest": dict(model_manifest) if model_manifest else None},
+        "data": data_info(data),
+        "packages": package_versions(),
+        "environment": environment(),
+        "suites": [result.to_dict() for result in results],
+    }
+
+
+def write_json_atomic(document: Mapping[str, Any], path: str | Path) -> Path:
+    """Write JSON to ``path`` through a temporary file, so readers never see half a file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

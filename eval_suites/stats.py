@@ -1,0 +1,179 @@
+"""Statistics for suite metrics: point estimates with 95% confidence intervals.
+
+Every function is pure NumPy and deterministic for a given seed. The Hugging Face ``evaluate``
+modules in :mod:`eval_suites.metrics` call these same functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from guard.errors import ConfigError
+
+Z95 = 1.959963984540054  # two-sided 95% standard normal quantile
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with a confidence interval.
+
+    Attributes:
+        value: The estimate.
+        low: Lower end of the interval.
+        high: Upper end of the interval.
+        n: Sample size it rests on.
+        method: How the interval was computed.
+    """
+
+    value: float
+    low: float
+    high: float
+    n: int
+    method: str
+
+
+def _z(confidence: float) -> float:
+    if confidence == 0.95:
+        return Z95
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def wilson_interval(successes: int, n: int, *, confidence: float = 0.95) -> Estimate:
+    """Proportion with its Wilson score interval (good coverage even near 0 or 1).
+
+    Raises:
+        ConfigError: If ``n`` is not positive or ``successes`` is outside ``[0, n]``.
+    """
+    if n <= 0 or not 0 <= successes <= n:
+        raise ConfigError(f"need 0 <= successes <= n and n > 0, got {successes}/{n}")
+    z = _z(confidence)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n, "wilson")
+
+
+def confusion_matrix(references: npt.ArrayLike, predictions: npt.ArrayLike, n_classes: int
+                     ) -> npt.NDArray[np.int64]:
+    """Counts ``[true, predicted]`` for integer class ids in ``[0, n_classes)``."""
+    ref = np.asarray(references, dtype=np.int64)
+    pred = np.asarray(predictions, dtype=np.int64)
+    flat = np.bincount(ref * n_classes + pred, minlength=n_classes * n_classes)
+    return flat.reshape(n_classes, n_classes)
+
+
+def _f1_from_confusion(conf: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float64],
+                                                              npt.NDArray[np.float64]]:
+    """Per-class F1 and macro F1 for confusion matrices of shape ``(..., K, K)``.
+
+    Macro F1 averages over classes that occur in the references or the predictions (as
+    scikit-learn does); a class with no true and no predicted examples is left out.
+    """
+    tp = np.diagonal(conf, axis1=-2, axis2=-1).astype(np.float64)
+    support = conf.sum(axis=-1).astype(np.float64)
+    predicted = conf.sum(axis=-2).astype(np.float64)
+    denom = support + predicted
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    present = denom > 0
+    macro = (f1 * present).sum(axis=-1) / np.maximum(present.sum(axis=-1), 1)
+    return f1, macro
+
+
+def f1_scores(
+    references: Sequence[int] | npt.NDArray[np.int64],
+    predictions: Sequence[int] | npt.NDArray[np.int64],
+    n_classes: int,
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[Estimate, list[Estimate]]:
+    """Macro F1 and per-class F1, each with a percentile-bootstrap interval.
+
+    Args:
+        references: True class ids.
+        predictions: Predicted class ids.
+        n_classes: Number of classes.
+        resamples: Bootstrap resamples.
+        seed: Seed of the resampling.
+        confidence: Interval coverage.
+
+    Returns:
+        ``(macro, per_class)``; ``per_class[k].n`` is the support of class ``k``.
+
+    Raises:
+        ConfigError: On empty or mismatched inputs.
+    """
+    ref = np.asarray(references, dtype=np.int64)
+    pred = np.asarray(predictions, dtype=np.int64)
+    n = len(ref)
+    if n == 0 or len(pred) != n:
+        raise ConfigError(f"need equal, non-empty references and predictions, got {n}/{len(pred)}")
+    if resamples < 10:
+        raise ConfigError(f"resamples must be >= 10, got {resamples}")
+    f1, macro = _f1_from_confusion(confusion_matrix(ref, pred, n_classes))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(resamples, n))
+    offsets = (np.arange(resamples) * n_classes * n_classes)[:, None]
+    flat = np.bincount((offsets + ref[idx] * n_classes + pred[idx]).ravel(),
+                       minlength=resamples * n_classes * n_classes)
+    boot_f1, boot_macro = _f1_from_confusion(flat.reshape(resamples, n_classes, n_classes))
+    tail = (1 - confidence) / 2 * 100
+    low_macro, high_macro = np.percentile(boot_macro, [tail, 100 - tail])
+    lows, highs = np.percentile(boot_f1, [tail, 100 - tail], axis=0)
+    support = np.bincount(ref, minlength=n_classes)
+    macro_est = Estimate(float(macro), float(low_macro), float(high_macro), n, "bootstrap")
+    per_class = [
+        Estimate(float(f1[k]), float(lows[k]), float(highs[k]), int(support[k]), "bootstrap")
+        for k in range(n_classes)
+    ]
+    return macro_est, per_class
+
+
+def quantile_interval(samples: Sequence[float] | npt.NDArray[np.float64], q: float, *,
+                      confidence: float = 0.95) -> Estimate:
+    """Sample quantile with a distribution-free interval from order statistics.
+
+    The interval is ``[x_(l), x_(u)]`` with ranks from the normal approximation to the binomial
+    count of samples below the true quantile, so it makes no assumption about the distribution
+    (latencies are skewed).
+
+    Raises:
+        ConfigError: If ``samples`` is empty or ``q`` is outside ``(0, 1)``.
+    """
+    x = np.sort(np.asarray(samples, dtype=np.float64))
+    n = len(x)
+    if n == 0 or not 0 < q < 1:
+        raise ConfigError(f"need samples and 0 < q < 1, got n={n}, q={q}")
+    half = _z(confidence) * math.sqrt(n * q * (1 - q))
+    # 1-based ranks l = floor(nq - half), u = ceil(nq + half); widened to contain the estimate.
+    position = q * (n - 1)
+    low_rank = max(0, min(math.floor(n * q - half) - 1, math.floor(position)))
+    high_rank = min(n - 1, max(math.ceil(n * q + half) - 1, math.ceil(position)))
+    value = float(np.quantile(x, q))
+    return Estimate(value, float(x[low_rank]), float(x[high_rank]), n, "order-statistic")
+
+
+def mean_interval(samples: Sequence[float] | npt.NDArray[np.float64], *, resamples: int = 1000,
+                  seed: int = 0, confidence: float = 0.95) -> Estimate:
+    """Mean with a percentile-bootstrap interval.
+
+    Raises:
+        ConfigError: If ``samples`` is empty.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    if len(x) == 0:
+        raise ConfigError("need at least one sample for a mean")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(resamples, len(x)))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return Estimate(float(x.mean()), float(low), float(high), len(x), "bootstrap")

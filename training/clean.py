@@ -1,0 +1,156 @@
+"""Clean fine-tuning of an intent classifier, from data and backbone to a checkpoint folder."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from guard.data import BUNDLED, bundled_dir, load_splits
+from guard.errors import DataError, ModelNotFoundError
+from guard.models.responder import RESPONSES_FILE
+from guard.models.source import (
+    default_backbone_path,
+    hub_load_error,
+    pick_device,
+    prefers_safetensors,
+    resolve_model,
+)
+from guard.provenance import environment, package_versions, sha256_model_dir
+from training.callbacks import EarlyStoppingCallback, ProgressCallback, TrainerCallback
+from training.checkpoint import check_writable_out, write_checkpoint
+from training.config import TrainConfig
+from training.loop import Trainer
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        checkpoint: The folder written.
+        manifest: The manifest saved in it.
+    """
+
+    checkpoint: Path
+    manifest: dict[str, Any]
+
+
+def _backbone(config: TrainConfig) -> str:
+    return str(default_backbone_path()) if config.model == "default" else config.model
+
+
+def _bundled_responses(config: TrainConfig) -> str | None:
+    """The bundled intent -> answer table, when training on the bundled data."""
+    if config.data != BUNDLED:
+        return None
+    return (bundled_dir() / RESPONSES_FILE).read_text(encoding="utf-8")
+
+
+def fine_tune(
+    config: TrainConfig,
+    *,
+    out: str | Path,
+    progress: bool = True,
+    callbacks: tuple[TrainerCallback, ...] = (),
+) -> TrainResult:
+    """Fine-tune a sequence classifier and write a checkpoint.
+
+    Args:
+        config: Model, data and hyper-parameters.
+        out: Checkpoint folder to write (atomically; an earlier guard checkpoint is replaced).
+        progress: Show a progress bar with loss and accuracy.
+        callbacks: Extra callbacks, run after the built-in ones.
+
+    Returns:
+        The checkpoint folder and its manifest.
+
+    Raises:
+        DataError: If the data is missing or invalid.
+        ModelNotFoundError: If the backbone cannot be found or loaded.
+        ConfigError: If ``out`` cannot be written.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out_path = Path(out).expanduser().resolve()
+    check_writable_out(out_path)  # fail before minutes of training, not after
+    splits = load_splits(config.data, text_column=config.text_column,
+                         label_column=config.label_column)
+    if splits.validation is None or len(splits.validation) == 0:
+        raise DataError(f"{config.data}: too few rows to hold out a validation split")
+    source = resolve_model(_backbone(config), revision=config.revision)
+    labels = list(splits.label_names)
+    kwargs: dict[str, Any] = {
+        "revision": source.revision,
+        "trust_remote_code": config.trust_remote_code,
+        "local_files_only": source.kind == "local" or source.offline,
+    }
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source.location,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            ignore_mismatched_sizes=True,  # a fresh head for our labels
+            use_safetensors=prefers_safetensors(source),
+            **kwargs,
+        )
+    except (OSError, ValueError) as exc:
+        if source.kind == "hub":
+            raise hub_load_error(source, exc) from exc
+        raise ModelNotFoundError(f"could not load backbone {source.location!r}: {exc}") from exc
+    device = pick_device(config.device)
+    model.to(device)
+    trainer = Trainer(
+        model, tokenizer, train=splits.train, validation=splits.validation, config=config,
+        callbacks=(ProgressCallback(enabled=progress),
+                   EarlyStoppingCallback(patience=config.patience, min_delta=config.min_delta),
+                   *callbacks),
+    )
+    started = time.perf_counter()
+    state = trainer.train()
+    seconds = time.perf_counter() - started
+    test_metrics: dict[str, float] = {}
+    if splits.test is not None:
+        test_loss, test_accuracy = trainer.evaluate(splits.test)
+        test_metrics = {"loss": test_loss, "accuracy": test_accuracy, "n": float(len(splits.test))}
+    manifest = {
+        "kind": "guard-checkpoint",
+        "mode": config.mode,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "base_model": {
+            "spec": config.model,
+            "location": source.location,
+            "sha256": sha256_model_dir(source.location) if source.kind == "local" else None,
+        },
+        "data": {
+            "source": config.data,
+            "sha256": splits.sha256,
+            "labels": labels,
+            "n_train": len(splits.train),
+            "n_validation": len(splits.validation),
+            "n_test": len(splits.test) if splits.test is not None else 0,
+        },
+        "config": config.model_dump(),
+        "seed": config.seed,
+        "device": device,
+        "packages": package_versions(),
+        "environment": environment(),
+        "metrics": {
+            "validation": {"accuracy": state.best_metric, "best_epoch": state.best_epoch},
+            "test": test_metrics,
+            "epochs_run": state.epoch,
+            "stopped_early": state.epoch < config.epochs,
+            "train_seconds": round(seconds, 2),
+        },
+        "history": state.log_history,
+    }
+    responses = _bundled_responses(config)
+    extra = {RESPONSES_FILE: responses} if responses is not None else {}
+    folder = write_checkpoint(out_path, model=model, tokenizer=tokenizer, manifest=manifest,
+                              extra_files=extra)
+    return TrainResult(folder, json.loads((folder / "manifest.json").read_text()))

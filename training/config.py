@@ -1,0 +1,63 @@
+"""The training configuration: validated, unknown keys rejected, embedded in every manifest."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from guard.errors import ConfigError
+
+
+class TrainConfig(BaseModel):
+    """How to fine-tune an intent classifier.
+
+    Precedence when the CLI builds one: these defaults < a ``--config`` TOML file < flags.
+    The defaults reach >= 90% test accuracy with all-MiniLM-L6-v2 on the bundled intents in a few
+    minutes on two CPU cores.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field("default", description="'default' (all-MiniLM-L6-v2), a folder or a hub id")
+    data: str = Field("bundled", description="'bundled', a data folder or a single file")
+    text_column: str = "text"
+    label_column: str = "label"
+    mode: Literal["clean"] = "clean"
+    epochs: int = Field(12, ge=1, le=1000, description="most epochs; early stopping may end sooner")
+    patience: int = Field(3, ge=1, description="epochs without validation improvement before stop")
+    min_delta: float = Field(0.0, ge=0.0, description="smallest validation gain that counts")
+    batch_size: int = Field(16, ge=1, le=4096)
+    learning_rate: float = Field(1e-4, gt=0.0, lt=1.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    max_length: int = Field(64, ge=8, le=4096, description="longer texts are truncated")
+    seed: int = 0
+    device: str = "auto"
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+    @classmethod
+    def from_sources(cls, file: str | Path | None = None, **overrides: Any) -> TrainConfig:
+        """Defaults < TOML ``file`` < ``overrides`` (``None`` overrides are ignored).
+
+        Raises:
+            ConfigError: If the file cannot be read or a value is invalid or unknown.
+        """
+        values: dict[str, Any] = {}
+        if file is not None:
+            path = Path(file)
+            try:
+                values.update(tomllib.loads(path.read_text(encoding="utf-8")))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read training config {path}: {exc}") from exc
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(f"invalid training config: {problems}") from None
