@@ -23,7 +23,7 @@ from guard.provenance import environment, package_versions, sha256_model_dir
 from training.callbacks import EarlyStoppingCallback, ProgressCallback, TrainerCallback
 from training.checkpoint import check_writable_out, write_checkpoint
 from training.config import TrainConfig
-from training.loop import Trainer
+from training.loop import Trainer, seed_everything
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ def fine_tune(
         "trust_remote_code": config.trust_remote_code,
         "local_files_only": source.kind == "local" or source.offline,
     }
+    seed_everything(config.seed)  # the new classification head is initialised randomly
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
         model = AutoModelForSequenceClassification.from_pretrained(

@@ -146,7 +146,7 @@ class Trainer:
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 self.state.global_step += 1
-                loss = float(out.loss)
+                loss = float(out.loss.detach())
                 epoch_loss += loss * len(idx)
                 correct = int((out.logits.argmax(-1) == targets).sum())
                 self._emit("on_step_end", loss=loss, correct=correct, seen=len(idx))

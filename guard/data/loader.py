@@ -112,7 +112,7 @@ def _check_bytes(path: Path, fmt: str) -> None:
     if fmt == "parquet":
         return
     try:
-        data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise DataError(
@@ -121,6 +121,9 @@ def _check_bytes(path: Path, fmt: str) -> None:
             f"iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}",
             path=str(path),
         ) from None
+    if fmt == "csv" and len(text.strip().splitlines()) < 2:
+        raise DataError(f"{path}: the file has a header but no rows; add labelled rows",
+                        path=str(path))
 
 
 def _read_table(path: Path) -> Any:
@@ -129,6 +132,12 @@ def _read_table(path: Path) -> Any:
 
     fmt = _format_of(path)
     _check_bytes(path, fmt)
+    import datasets.utils as datasets_tqdm
+
+    # A one-file table loads in milliseconds: its progress bar is noise. Restore the caller's
+    # setting afterwards rather than changing it for the whole process.
+    bars_were_disabled = datasets_tqdm.are_progress_bars_disabled()
+    datasets_tqdm.disable_progress_bars()
     try:
         return datasets.load_dataset(fmt, data_files=str(path), split="train")
     except Exception as exc:  # datasets raises many types for malformed files
@@ -141,6 +150,9 @@ def _read_table(path: Path) -> Any:
         cause = exc.__cause__ or exc
         raise DataError(f"{path}: cannot parse it as {fmt}: {cause}; {hint}",
                         path=str(path)) from exc
+    finally:
+        if not bars_were_disabled:
+            datasets_tqdm.enable_progress_bars()
 
 
 def _row_name(fmt: str, index: int) -> str:

@@ -1,0 +1,86 @@
+"""Shared fixtures: everything offline, tiny models built from configs, real libraries throughout."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_EVALUATE_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests never touch the network or the user's caches.
+    os.environ.update(OFFLINE_ENV)
+    scratch = Path(config.rootpath) / ".pytest_cache" / "hf-scratch"
+    for var in ("HF_HOME", "MPLCONFIGDIR", "TORCH_HOME"):
+        os.environ.setdefault(var, str(scratch / var.lower()))
+    os.environ["GUARD_CACHE_DIR"] = str(scratch / "guard-cache")
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    from guard.models.source import default_backbone_path
+
+    return default_backbone_path()
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) with MiniLM's real tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    BertModel(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_dir(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> Path:
+    """The tiny BERT fine-tuned on the bundled intents for two epochs through the real loop."""
+    from training.clean import fine_tune
+    from training.config import TrainConfig
+
+    out = tmp_path_factory.mktemp("tiny-clf") / "model"
+    config = TrainConfig(model=str(tiny_bert_dir), epochs=2, batch_size=32, learning_rate=1e-3,
+                         max_length=32)
+    fine_tune(config, out=out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer GPT-2 with a byte-level BPE tokenizer trained here."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from guard.data import load_splits
+
+    texts = list(load_splits("bundled").train.texts)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=400, min_frequency=1,
+                            special_tokens=["<|endoftext|>"], show_progress=False)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>",
+                                        bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=2,
+                        n_head=2, bos_token_id=tokenizer.eos_token_id,
+                        eos_token_id=tokenizer.eos_token_id)
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    GPT2LMHeadModel(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import evaluate
+import numpy as np
+import pytest
+
+from eval_suites import SUITES, run_suites
+from eval_suites.accuracy import AccuracySuite
+from eval_suites.base import suite_from_options
+from eval_suites.metrics import METRIC_MODULES, metric_path
+from guard.data import TextDataset, load_eval_data
+from guard.errors import ConfigError, DataError
+from guard.models import HFClassifier
+
+FAST = {"latency": {"requests": 20, "warmup": 2, "batches": 3, "batch_warmup": 1}}
+
+
+class KeywordClassifier:
+    """A transparent rule-based classifier, so expected metrics can be worked out by hand."""
+
+    labels = ("greeting", "refund")
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        refund = np.array([1.0 if "refund" in t else 0.0 for t in texts])
+        return np.stack([1 - refund * 0.9 - 0.05, refund * 0.9 + 0.05], axis=1)
+
+
+def test_accuracy_suite_on_a_known_classifier() -> None:
+    data = TextDataset.from_rows(
+        ["hello", "refund please", "hi refund", "money back"],
+        ["greeting", "refund", "greeting", "refund"], source="mem")
+    result = AccuracySuite(bootstrap_resamples=100).run(KeywordClassifier(), data, seed=0)
+    acc = result.metric("accuracy")
+    assert acc.value == pytest.approx(0.5) and acc.n == 4 and acc.ci_low < 0.5 < acc.ci_high
+    assert result.details["confusion_matrix"] == [[1, 1], [1, 1]]
+    assert result.metric("f1/refund").value == pytest.approx(0.5)
+    worst = result.details["worst_examples"]
+    assert {w["text"] for w in worst} == {"hi refund", "money back"}
+    assert worst[0]["text"] == "hi refund"  # most confident mistake first
+    assert result.provenance.data["sha256"] == data.sha256
+
+
+def test_accuracy_suite_rejects_labels_the_model_lacks() -> None:
+    data = TextDataset.from_rows(["x"], ["weather"], source="mem")
+    with pytest.raises(DataError, match="not among the model's labels"):
+        AccuracySuite().run(KeywordClassifier(), data)
+
+
+@pytest.mark.parametrize("name", SUITES.names())
+def test_every_suite_honours_the_result_contract(name: str, tiny_classifier_dir: Path) -> None:
+    model = HFClassifier.from_pretrained(tiny_classifier_dir, device="cpu")
+    data = load_eval_data("bundled", allowed_labels=model.labels)
+    suite = suite_from_options(SUITES.get(name), FAST.get(name))
+    result = suite.run(model, data, seed=0)
+    declared = {spec.name for spec in suite.metric_specs}
+    assert result.suite == name and result.metrics
+    for metric in result.metrics:
+        assert metric.name.split("/")[0] in declared
+        assert metric.n > 0
+        assert metric.ci_low <= metric.value <= metric.ci_high
+    prov = result.provenance
+    assert prov.model["sha256"] == model.fingerprint and prov.device == "cpu"
+    assert prov.data["n"] == len(data) and prov.packages["torch"] != "not installed"
+    assert prov.duration_s > 0
+    assert result.to_dict()["suite"] == name
+
+
+def test_latency_suite_reports_percentiles_in_order(tiny_classifier_dir: Path) -> None:
+    model = HFClassifier.from_pretrained(tiny_classifier_dir, device="cpu")
+    data = load_eval_data("bundled")
+    [result] = run_suites(model, data, ["latency"], options=FAST)
+    p50, p95, p99 = (result.metric(f"latency_p{q}_ms").value for q in (50, 95, 99))
+    assert 0 < p50 <= p95 <= p99
+    assert len(result.details["latencies_ms"]) == 20
+    assert result.metric("throughput").n == 3 and result.details["batch_size"] == 32
+
+
+def test_unknown_suite_option_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="unknown option.*'request'"):
+        suite_from_options(SUITES.get("latency"), {"request": 5})
+    with pytest.raises(ConfigError, match="must be >= 1"):
+        suite_from_options(SUITES.get("latency"), {"requests": 0})
+
+
+@pytest.mark.parametrize("name", METRIC_MODULES)
+def test_metric_modules_load_by_path_offline(name: str) -> None:
+    module = evaluate.load(metric_path(name))
+    if name == "latency_percentiles":
+        x = [float(v) for v in range(1, 101)]
+        out = module.compute(predictions=x, references=x)
+        assert out["p50"] == pytest.approx(50.5) and out["p99_ci_high"] <= 100
+    else:
+        out = module.compute(predictions=[0, 1, 1, 2], references=[0, 1, 0, 2])
+        key = "accuracy" if name == "accuracy_ci" else "macro_f1"
+        assert out[f"{key}_ci_low"] <= out[key] <= out[f"{key}_ci_high"]
+        expected = 0.75 if name == "accuracy_ci" else (2 / 3 + 2 / 3 + 1) / 3
+        assert out[key] == pytest.approx(expected)

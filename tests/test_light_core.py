@@ -1,0 +1,32 @@
+"""`import guard` stays cheap and side-effect free."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+PROBE = """
+import json, os, sys
+before = dict(os.environ)
+import guard, guard.registry, guard.errors, guard.data, guard.models
+heavy = [m for m in ("torch", "transformers", "datasets", "textattack", "opacus", "flair")
+         if m in sys.modules]
+changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))
+import logging
+print(json.dumps({"heavy": heavy, "env_changed": changed,
+                  "root_handlers": len(logging.getLogger().handlers)}))
+"""
+
+
+def test_import_guard_is_light_and_changes_nothing() -> None:
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                         check=True)
+    report = json.loads(out.stdout)
+    assert report == {"heavy": [], "env_changed": [], "root_handlers": 0}
+
+
+def test_version_is_exposed() -> None:
+    import guard
+
+    assert guard.__version__ != "0.0.0+unknown"

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from guard.errors import ConfigError, ModelNotFoundError
+from guard.models import HFClassifier
+from training.callbacks import EarlyStoppingCallback, TrainerCallback, TrainerControl, TrainerState
+from training.clean import fine_tune
+from training.config import TrainConfig
+
+
+def test_checkpoint_has_safetensors_tokenizer_and_manifest(tiny_classifier_dir: Path) -> None:
+    files = {p.name for p in tiny_classifier_dir.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "manifest.json",
+            "responses.json"} <= files
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
+    manifest = json.loads((tiny_classifier_dir / "manifest.json").read_text())
+    assert manifest["mode"] == "clean" and manifest["seed"] == 0
+    assert len(manifest["data"]["sha256"]) == 64 and manifest["data"]["n_train"] > 800
+    assert manifest["config"]["epochs"] == 2 and manifest["config"]["max_length"] == 32
+    assert manifest["packages"]["transformers"].startswith("4.")
+    assert 0 <= manifest["metrics"]["validation"]["accuracy"] <= 1
+    assert len(manifest["history"]) == manifest["metrics"]["epochs_run"]
+    assert manifest["files"]["model.safetensors"]
+    # Training reduced the loss: the tiny model learned something real.
+    history = manifest["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    labels = HFClassifier.from_pretrained(tiny_classifier_dir, device="cpu").labels
+    assert list(labels) == manifest["data"]["labels"]
+
+
+def test_same_seed_gives_identical_weights(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    config = TrainConfig(model=str(tiny_bert_dir), epochs=1, batch_size=64, max_length=24)
+    a = fine_tune(config, out=tmp_path / "a", progress=False).checkpoint
+    b = fine_tune(config, out=tmp_path / "b", progress=False).checkpoint
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    assert all((wa[k] == wb[k]).all() for k in wa)
+    c = fine_tune(config.model_copy(update={"seed": 1}), out=tmp_path / "c",
+                  progress=False).checkpoint
+    wc = load_file(c / "model.safetensors")
+    assert any((wa[k] != wc[k]).any() for k in wa)
+
+
+def test_early_stopping_stops_after_patience() -> None:
+    stopper = EarlyStoppingCallback(patience=2)
+    state, control = TrainerState(), TrainerControl()
+    for accuracy in (0.5, 0.6, 0.6, 0.59):
+        stopper.on_evaluate(state, control, metrics={"val_accuracy": accuracy})
+    assert control.should_stop and stopper.stale_epochs == 2
+
+
+class _Boom(TrainerCallback):
+    def on_epoch_end(self, state: TrainerState, control: TrainerControl) -> None:
+        raise RuntimeError("power cut")
+
+
+def test_failed_training_leaves_previous_checkpoint_intact(tmp_path: Path,
+                                                          tiny_bert_dir: Path) -> None:
+    config = TrainConfig(model=str(tiny_bert_dir), epochs=1, batch_size=64, max_length=24)
+    out = fine_tune(config, out=tmp_path / "ck", progress=False).checkpoint
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(RuntimeError, match="power cut"):
+        fine_tune(config.model_copy(update={"seed": 5}), out=out, progress=False,
+                  callbacks=(_Boom(),))
+    assert (out / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no stray temp folders
+
+
+def test_refuses_to_overwrite_a_foreign_folder(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    config = TrainConfig(model=str(tiny_bert_dir), epochs=1)
+    with pytest.raises(ConfigError, match="not a guard checkpoint"):
+        fine_tune(config, out=tmp_path, progress=False)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_missing_backbone(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="no model folder"):
+        fine_tune(TrainConfig(model="/nonexistent/backbone"), out=tmp_path / "x", progress=False)
+
+
+def test_config_precedence_and_unknown_keys(tmp_path: Path) -> None:
+    toml = tmp_path / "train.toml"
+    toml.write_text("epochs = 4\nbatch_size = 8\n")
+    config = TrainConfig.from_sources(toml, batch_size=32, seed=None)
+    assert (config.epochs, config.batch_size, config.seed) == (4, 32, 0)
+    toml.write_text("epoch = 4\n")
+    with pytest.raises(ConfigError, match="epoch: Extra inputs are not permitted"):
+        TrainConfig.from_sources(toml)
+    with pytest.raises(ConfigError, match="learning_rate"):
+        TrainConfig.from_sources(None, learning_rate=-1.0)
