@@ -1,4 +1,4 @@
-"""Shared fixtures: everything offline, tiny models built from configs, real libraries throughout."""
+"""Shared fixtures: all offline, tiny models built from configs, real libraries throughout."""
 
 from __future__ import annotations
 

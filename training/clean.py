@@ -18,6 +18,7 @@ from guard.models.source import (
     pick_device,
     prefers_safetensors,
     resolve_model,
+    transformers_errors_only,
 )
 from guard.provenance import environment, package_versions, sha256_model_dir
 from training.callbacks import EarlyStoppingCallback, ProgressCallback, TrainerCallback
@@ -91,15 +92,16 @@ def fine_tune(
     seed_everything(config.seed)  # the new classification head is initialised randomly
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source.location,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)},
-            ignore_mismatched_sizes=True,  # a fresh head for our labels
-            use_safetensors=prefers_safetensors(source),
-            **kwargs,
-        )
+        with transformers_errors_only():  # it warns that the new head is untrained: we know
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source.location,
+                num_labels=len(labels),
+                id2label=dict(enumerate(labels)),
+                label2id={label: i for i, label in enumerate(labels)},
+                ignore_mismatched_sizes=True,  # a fresh head for our labels
+                use_safetensors=prefers_safetensors(source),
+                **kwargs,
+            )
     except (OSError, ValueError) as exc:
         if source.kind == "hub":
             raise hub_load_error(source, exc) from exc

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -121,6 +123,23 @@ def prefers_safetensors(source: ModelSource) -> bool | None:
     if source.kind == "local":
         return any(Path(source.location).glob("*.safetensors")) or None
     return None
+
+
+@contextlib.contextmanager
+def transformers_errors_only() -> Iterator[None]:
+    """Show only transformers' errors inside the block, then restore the caller's verbosity.
+
+    Used where transformers warns about something we do on purpose (a freshly initialised
+    classification head when fine-tuning a backbone).
+    """
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
 
 
 def pick_device(device: str) -> str:

@@ -79,7 +79,7 @@ def test_latency_suite_reports_percentiles_in_order(tiny_classifier_dir: Path) -
 
 
 def test_unknown_suite_option_is_rejected() -> None:
-    with pytest.raises(ConfigError, match="unknown option.*'request'"):
+    with pytest.raises(ConfigError, match=r"unknown option.*'request'"):
         suite_from_options(SUITES.get("latency"), {"request": 5})
     with pytest.raises(ConfigError, match="must be >= 1"):
         suite_from_options(SUITES.get("latency"), {"requests": 0})

@@ -33,10 +33,10 @@ def test_classifier_pads_to_the_batch_not_to_512(tiny_classifier_dir: Path) -> N
 
 
 def test_missing_model_errors_name_the_path(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFoundError, match="no model folder at '/nonexistent/model'"):
+    with pytest.raises(ModelNotFoundError, match=r"no model folder at '/nonexistent/model'"):
         HFClassifier.from_pretrained("/nonexistent/model")
     (tmp_path / "weights.bin").write_bytes(b"x")
-    with pytest.raises(ModelNotFoundError, match="has no config.json"):
+    with pytest.raises(ModelNotFoundError, match=r"has no config\.json"):
         HFClassifier.from_pretrained(tmp_path)
     with pytest.raises(ModelNotFoundError, match="is a file"):
         HFClassifier.from_pretrained(tmp_path / "weights.bin")
@@ -45,7 +45,7 @@ def test_missing_model_errors_name_the_path(tmp_path: Path) -> None:
 def test_hub_id_honours_offline_mode() -> None:
     source = resolve_model("some-org/not-cached-model")
     assert source.kind == "hub" and source.offline
-    with pytest.raises(ModelNotFoundError, match="HF_HUB_OFFLINE=1.*local folder"):
+    with pytest.raises(ModelNotFoundError, match=r"HF_HUB_OFFLINE=1.*local folder"):
         HFClassifier.from_pretrained("some-org/not-cached-model")
 
 
