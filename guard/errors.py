@@ -42,6 +42,10 @@ class ModelNotFoundError(GuardError, FileNotFoundError):
     """A model folder or hub id could not be found or loaded."""
 
 
+class GuardCheckError(GuardError):
+    """The output guard could not score and was configured with ``on_error="raise"``."""
+
+
 class MissingExtraError(GuardError, ImportError):
     """An optional dependency is not installed; the message names the ``pip install`` to run."""
 

@@ -1,0 +1,356 @@
+"""The output guard: normalise -> score -> policy -> allow | redact | block. Fails closed.
+
+Serving code checks model outputs before a user sees them::
+
+    from guard import OutputGuard
+
+    guard = OutputGuard.default()
+    [decision] = guard.check(["you are an idiot"])
+    decision.allowed, decision.action, decision.text   # False, 'block', safe message
+
+A scorer that raises, hangs past ``deadline_s``, or returns a non-finite score, and an input
+longer than ``max_chars`` or not a string, all block by default; the decision says why.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any, Literal, ParamSpec, TypeVar
+
+from guard.errors import ConfigError, GuardCheckError, GuardError
+from guard.normalize import Normalized, normalize
+from guard.policy import Policy
+from guard.scorers.base import CompositeScorer, Scorer, Scores, check_scores
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+ErrorMode = Literal["block", "allow", "raise"]
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+@dataclass(frozen=True)
+class GuardDecision:
+    """The verdict on one text.
+
+    Attributes:
+        allowed: Whether the text (possibly redacted) may be shown.
+        action: ``allow``, ``redact`` or ``block``.
+        text: What to show: the original, the redacted text, or the safe message.
+        scores: Category -> score in [0, 1] (empty when scoring failed).
+        reasons: Why, one line per violated category or failure.
+        error: The failure that decided it (scorer error, deadline, bad input), else ``None``.
+    """
+
+    allowed: bool
+    action: Literal["allow", "redact", "block"]
+    text: str
+    scores: dict[str, float] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()
+    error: str | None = None
+
+
+class OutputGuard:
+    """Checks texts against a policy with one or more scorers.
+
+    Args:
+        scorers: A scorer or several (combined by maximum per category).
+        policy: Thresholds and actions; default: block at 0.5 in every category.
+        on_error: ``"block"`` (default: fail closed), ``"allow"`` (fail open, with a warning)
+            or ``"raise"`` (raise :class:`GuardCheckError` into the caller).
+        deadline_s: Longest a scoring call may take; past it the batch fails (closed by
+            default). ``None``: no deadline, scoring runs in the caller's thread.
+        max_chars: Longer inputs are not scored and fail (closed by default).
+        normalize: Undo evasion (leetspeak, look-alikes, zero-width characters, spacing) before
+            scoring.
+    """
+
+    def __init__(
+        self,
+        scorers: Scorer | Sequence[Scorer],
+        policy: Policy | None = None,
+        *,
+        on_error: ErrorMode = "block",
+        deadline_s: float | None = None,
+        max_chars: int = 20_000,
+        normalize: bool = True,
+    ) -> None:
+        if on_error not in ("block", "allow", "raise"):
+            raise ConfigError(f"on_error must be 'block', 'allow' or 'raise', got {on_error!r}")
+        if deadline_s is not None and deadline_s <= 0:
+            raise ConfigError(f"deadline_s must be positive, got {deadline_s}")
+        if max_chars < 1:
+            raise ConfigError(f"max_chars must be >= 1, got {max_chars}")
+        members = [scorers] if isinstance(scorers, Scorer) else list(scorers)
+        self.scorer: Scorer = members[0] if len(members) == 1 else CompositeScorer(members)
+        self.policy = policy or Policy()
+        self.on_error = on_error
+        self.deadline_s = deadline_s
+        self.max_chars = max_chars
+        self.normalize = normalize
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+        if on_error == "allow":
+            warnings.warn("OutputGuard(on_error='allow') lets text through when scoring fails",
+                          stacklevel=2)
+
+    @classmethod
+    def default(cls, policy: Policy | None = None, **options: Any) -> OutputGuard:
+        """A guard with the embedded offline scorer (``profanity-linear``)."""
+        from guard.scorers import DEFAULT_SCORER, build_scorer
+
+        return cls(build_scorer(DEFAULT_SCORER), policy, **options)
+
+    # -- scoring -------------------------------------------------------------------------
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=8,
+                                                    thread_name_prefix="guard-score")
+            return self._executor
+
+    def _score(self, texts: list[str]) -> Scores:
+        if self.deadline_s is None:
+            raw = self.scorer.score(texts)
+        else:
+            future = self._pool().submit(self.scorer.score, texts)
+            try:
+                raw = future.result(timeout=self.deadline_s)
+            except FutureTimeout:
+                future.cancel()
+                raise TimeoutError(f"scoring took longer than {self.deadline_s} s") from None
+        return check_scores(raw, len(texts), self.scorer.categories)
+
+    def _failure(self, text: str, reason: str) -> GuardDecision:
+        if self.on_error == "raise":
+            raise GuardCheckError(reason)
+        if self.on_error == "allow":
+            warnings.warn(f"output guard failed open: {reason}", stacklevel=3)
+            return GuardDecision(True, "allow", text, {}, (f"failed open: {reason}",), reason)
+        return GuardDecision(False, "block", self.policy.safe_message, {},
+                             (f"failed closed: {reason}",), reason)
+
+    # -- the decision ----------------------------------------------------------------------
+
+    def check(self, texts: str | Sequence[str]) -> list[GuardDecision]:
+        """Decide on each text; one decision per input, in order.
+
+        Never raises unless ``on_error="raise"``: failures become blocking decisions.
+        """
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        decisions: list[GuardDecision | None] = [None] * len(batch)
+        pending: list[tuple[int, str, Normalized]] = []
+        for i, text in enumerate(batch):
+            if not isinstance(text, str):
+                decisions[i] = self._failure("", f"input {i} is {type(text).__name__}, not str")
+            elif len(text) > self.max_chars:
+                decisions[i] = self._failure(
+                    text, f"input has {len(text)} characters, more than max_chars "
+                          f"{self.max_chars}")
+            else:
+                try:
+                    norm = normalize(text) if self.normalize else Normalized(
+                        text, tuple(range(len(text))))
+                except Exception as exc:  # any failure must fail closed
+                    decisions[i] = self._failure(text, f"normalisation failed: {exc!r}")
+                    continue
+                pending.append((i, text, norm))
+        if pending:
+            try:
+                scores = self._score([norm.text for _, _, norm in pending])
+            except GuardCheckError:
+                raise
+            except Exception as exc:  # the scorer is the caller's code
+                for i, text, _ in pending:
+                    decisions[i] = self._failure(text, f"scorer failed: {exc!r}"[:500])
+            else:
+                self._decide(pending, scores, decisions)
+        return [d for d in decisions if d is not None]
+
+    def _decide(self, pending: list[tuple[int, str, Normalized]], scores: Scores,
+                decisions: list[GuardDecision | None]) -> None:
+        to_redact: list[tuple[int, str, Normalized, dict[str, float], tuple[str, ...]]] = []
+        for row, (i, text, norm) in enumerate(pending):
+            item = {category: float(values[row]) for category, values in scores.items()}
+            violated = [(c, s) for c, s in item.items() if s >= self.policy.rule(c).threshold]
+            if not violated:
+                decisions[i] = GuardDecision(True, "allow", text, item)
+                continue
+            reasons = tuple(
+                f"{c} {s:.2f} >= {self.policy.rule(c).threshold:.2f} "
+                f"({self.policy.rule(c).action})" for c, s in violated)
+            if any(self.policy.rule(c).action == "block" for c, _ in violated):
+                decisions[i] = GuardDecision(False, "block", self.policy.safe_message, item,
+                                             reasons)
+            else:
+                to_redact.append((i, text, norm, item, reasons))
+        if to_redact:
+            self._redact(to_redact, decisions)
+
+    def _redact(self, items: list[tuple[int, str, Normalized, dict[str, float], tuple[str, ...]]],
+                decisions: list[GuardDecision | None]) -> None:
+        """Mask the words that violate a category on their own; if none does, replace the text."""
+        words = [[m.span() for m in _WORD.finditer(norm.text)] for _, _, norm, _, _ in items]
+        flat = [norm.text[a:b] for (_, _, norm, _, _), spans in zip(items, words, strict=True)
+                for a, b in spans]
+        try:
+            word_scores = self._score(flat) if flat else {}
+        except Exception as exc:  # a failed redaction blocks instead
+            for i, text, _, _, _ in items:
+                decisions[i] = self._failure(text, f"scorer failed while redacting: {exc!r}")
+            return
+        offset = 0
+        for (i, text, norm, item, reasons), spans in zip(items, words, strict=True):
+            masked: list[tuple[int, int]] = []
+            for k, (a, b) in enumerate(spans):
+                if any(word_scores[c][offset + k] >= self.policy.rule(c).threshold
+                       for c in item if self.policy.rule(c).action == "redact"):
+                    masked.append(norm.original_span(a, b))
+            offset += len(spans)
+            if not masked:
+                decisions[i] = GuardDecision(False, "redact", self.policy.safe_message, item,
+                                             (*reasons, "no single word to mask: replaced"))
+                continue
+            pieces, last = [], 0
+            for a, b in sorted(masked):
+                if a < last:
+                    continue
+                pieces += [text[last:a], self.policy.mask]
+                last = b
+            pieces.append(text[last:])
+            decisions[i] = GuardDecision(True, "redact", "".join(pieces), item,
+                                         (*reasons, f"masked {len(masked)} word(s)"))
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def filter_output(self, output: Any) -> Any:
+        """Replace every text in a model output by the text the guard allows.
+
+        Handles a string, a list of strings, and Hugging Face pipeline outputs (dicts with
+        ``generated_text``, ``summary_text`` or ``translation_text``, possibly nested in lists).
+
+        Raises:
+            GuardError: For an output with no text the guard knows how to find.
+        """
+        texts: list[str] = []
+        _collect_texts(output, texts)
+        decisions = iter(self.check(texts))
+        return _replace_texts(output, decisions)
+
+    def wrap(self, fn: Callable[P, T]) -> Callable[P, T]:
+        """Wrap a callable (a generate function, a pipeline) so its outputs are checked first."""
+
+        @functools.wraps(fn)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+            result: T = self.filter_output(fn(*args, **kwargs))
+            return result
+
+        return guarded
+
+    def stream(self, chunks: Iterable[str], *, tokens: int | None = None) -> Iterator[str]:
+        """Check a stream of text chunks segment by segment; stop at a blocked segment.
+
+        Segments end at sentence boundaries (``.``, ``!``, ``?`` followed by space, or a
+        newline), or every ``tokens`` whitespace-separated tokens when given. Each segment is
+        released only once it is checked; at a blocked segment the safe message is yielded
+        and the stream ends (the source generator is closed).
+        """
+        if tokens is not None and tokens < 1:
+            raise ConfigError(f"tokens must be >= 1, got {tokens}")
+        iterator = iter(chunks)
+        buffer = ""
+        try:
+            for chunk in iterator:
+                buffer += chunk
+                segments, buffer = _split_segments(buffer, tokens)
+                for segment in segments:
+                    [decision] = self.check([segment])
+                    if not decision.allowed:
+                        yield decision.text
+                        return
+                    yield decision.text
+            if buffer:
+                [decision] = self.check([buffer])
+                yield decision.text
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    def close(self) -> None:
+        """Stop the worker threads used for deadlines."""
+        with self._executor_lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = None
+
+
+def _split_segments(buffer: str, tokens: int | None) -> tuple[list[str], str]:
+    if tokens is not None:
+        parts = re.findall(r"\S+\s*", buffer)
+        complete = len(parts) - (0 if buffer[-1:].isspace() else 1)
+        n_full = (complete // tokens) * tokens
+        return (["".join(parts[k : k + tokens]) for k in range(0, n_full, tokens)],
+                "".join(parts[n_full:]))
+    segments, start = [], 0
+    for match in _SENTENCE_END.finditer(buffer):
+        segments.append(buffer[start : match.end()])
+        start = match.end()
+    return segments, buffer[start:]
+
+
+_TEXT_KEYS = ("generated_text", "summary_text", "translation_text")
+
+
+def _collect_texts(output: Any, texts: list[str]) -> None:
+    if isinstance(output, str):
+        texts.append(output)
+    elif isinstance(output, dict):
+        keys = [k for k in _TEXT_KEYS if isinstance(output.get(k), str)]
+        if not keys:
+            raise GuardError(f"no text field ({', '.join(_TEXT_KEYS)}) in output {output!r:.80}")
+        texts.extend(output[k] for k in keys)
+    elif isinstance(output, (list, tuple)):
+        for item in output:
+            _collect_texts(item, texts)
+    else:
+        raise GuardError(f"cannot find text in an output of type {type(output).__name__}")
+
+
+def _replace_texts(output: Any, decisions: Iterator[GuardDecision]) -> Any:
+    if isinstance(output, str):
+        return next(decisions).text
+    if isinstance(output, dict):
+        replaced = dict(output)
+        for key in _TEXT_KEYS:
+            if isinstance(output.get(key), str):
+                replaced[key] = next(decisions).text
+        return replaced
+    items = [_replace_texts(item, decisions) for item in output]
+    return tuple(items) if isinstance(output, tuple) else items
+
+
+class GuardedGenerator:
+    """A :class:`guard.types.Generator` whose completions pass through an :class:`OutputGuard`.
+
+    Args:
+        generator: Anything with ``generate(prompts) -> list[str]``.
+        guard: The guard to check completions with.
+    """
+
+    def __init__(self, generator: Any, guard: OutputGuard) -> None:
+        self.generator = generator
+        self.guard = guard
+
+    def generate(self, prompts: Sequence[str]) -> list[str]:
+        """Generate, then return what the guard allows for each completion."""
+        return [d.text for d in self.guard.check(self.generator.generate(prompts))]

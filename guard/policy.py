@@ -1,0 +1,79 @@
+"""What the output guard does with scores: per-category thresholds and actions."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from guard.errors import ConfigError
+
+Action = Literal["block", "redact"]
+
+
+class CategoryRule(BaseModel):
+    """The rule for one category.
+
+    Attributes:
+        threshold: A score at or above this violates the category.
+        action: ``block`` replaces the whole reply with the safe message; ``redact`` masks the
+            offending words (or, when no single word is to blame, replaces the reply).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    action: Action = "block"
+
+
+class Policy(BaseModel):
+    """Thresholds and actions, from code or a TOML file.
+
+    Example ``policy.toml``::
+
+        safe_message = "Let's keep it friendly! Ask me about tours, tickets or events."
+        [default]
+        threshold = 0.5
+        action = "block"
+        [categories.obscene]
+        threshold = 0.6
+        action = "redact"
+
+    Attributes:
+        default: Rule for categories without their own.
+        categories: Per-category rules.
+        safe_message: Text shown instead of a blocked reply.
+        mask: Replacement for each redacted word.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: CategoryRule = CategoryRule()
+    categories: dict[str, CategoryRule] = Field(default_factory=dict)
+    safe_message: str = "Sorry, I can't share that reply. Let's keep things friendly."
+    mask: str = "****"
+
+    def rule(self, category: str) -> CategoryRule:
+        """The rule for ``category`` (its own, else the default)."""
+        return self.categories.get(category, self.default)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Policy:
+        """Read a policy file; unknown keys are rejected.
+
+        Raises:
+            ConfigError: If the file cannot be read or holds invalid values.
+        """
+        file = Path(path)
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read policy {file}: {exc}") from exc
+        try:
+            return cls(**raw)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                 for e in exc.errors())
+            raise ConfigError(f"invalid policy {file}: {problems}") from None
