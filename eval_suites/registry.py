@@ -10,3 +10,6 @@ SUITES.register("accuracy", "eval_suites.accuracy:AccuracySuite",
                 summary="accuracy, macro-F1, per-class F1, confusion matrix")
 SUITES.register("latency", "eval_suites.latency:LatencySuite",
                 summary="p50/p95/p99 latency at batch 1, throughput at batch 32")
+SUITES.register("toxicity", "eval_suites.toxicity:ToxicitySuite",
+                summary="toxic-output rate of the assistant; guard ROC AUC, recall, FPR, "
+                        "obfuscation")

@@ -58,7 +58,10 @@ def wilson_interval(successes: int, n: int, *, confidence: float = 0.95) -> Esti
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n, "wilson")
+    # the interval always contains p; rounding must not push it out at 0 or 1
+    low = 0.0 if successes == 0 else min(p, max(0.0, centre - half))
+    high = 1.0 if successes == n else max(p, min(1.0, centre + half))
+    return Estimate(p, low, high, n, "wilson")
 
 
 def confusion_matrix(references: npt.ArrayLike, predictions: npt.ArrayLike, n_classes: int
@@ -177,3 +180,48 @@ def mean_interval(samples: Sequence[float] | npt.NDArray[np.float64], *, resampl
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return Estimate(float(x.mean()), float(low), float(high), len(x), "bootstrap")
+
+
+def roc_auc(labels: Sequence[int] | npt.NDArray[np.int64],
+            scores: Sequence[float] | npt.NDArray[np.float64]) -> float:
+    """Area under the ROC curve (Mann-Whitney U with average ranks for ties).
+
+    Raises:
+        ConfigError: Unless both classes (0 and 1) are present.
+    """
+    y = np.asarray(labels, dtype=np.int64)
+    s = np.asarray(scores, dtype=np.float64)
+    n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
+    if n_pos == 0 or n_neg == 0 or n_pos + n_neg != len(y):
+        raise ConfigError("ROC AUC needs labels 0 and 1, both present")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_scores = s[order]
+    # average ranks over ties
+    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
+    starts = np.concatenate(([0], boundaries))
+    ends = np.concatenate((boundaries, [len(s)]))
+    for start, end in zip(starts, ends, strict=True):
+        ranks[order[start:end]] = (start + end + 1) / 2.0
+    u = ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def roc_auc_interval(labels: Sequence[int] | npt.NDArray[np.int64],
+                     scores: Sequence[float] | npt.NDArray[np.float64], *,
+                     resamples: int = 1000, seed: int = 0,
+                     confidence: float = 0.95) -> Estimate:
+    """ROC AUC with a stratified percentile-bootstrap interval (classes resampled separately)."""
+    y = np.asarray(labels, dtype=np.int64)
+    s = np.asarray(scores, dtype=np.float64)
+    value = roc_auc(y, s)
+    pos, neg = s[y == 1], s[y == 0]
+    rng = np.random.default_rng(seed)
+    boot = np.empty(resamples)
+    both = np.concatenate((np.ones(len(pos), dtype=np.int64), np.zeros(len(neg), dtype=np.int64)))
+    for b in range(resamples):
+        sample = np.concatenate((rng.choice(pos, len(pos)), rng.choice(neg, len(neg))))
+        boot[b] = roc_auc(both, sample)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(boot, [tail, 100 - tail])
+    return Estimate(value, float(min(low, value)), float(max(high, value)), len(y), "bootstrap")

@@ -7,27 +7,57 @@ network and changes no global state. Heavy parts load when first used.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from guard.errors import (
     ConfigError,
     DataError,
+    GuardCheckError,
     GuardError,
     MissingExtraError,
     ModelNotFoundError,
     UnknownNameError,
 )
 
+if TYPE_CHECKING:
+    from guard.output_guard import GuardDecision, GuardedGenerator, OutputGuard
+    from guard.policy import CategoryRule, Policy
+
 try:
     __version__ = version("metaverse-guard")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
+_LAZY = {
+    "OutputGuard": "guard.output_guard",
+    "GuardDecision": "guard.output_guard",
+    "GuardedGenerator": "guard.output_guard",
+    "Policy": "guard.policy",
+    "CategoryRule": "guard.policy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The guard's classes load on first use, so `import guard` stays cheap.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'guard' has no attribute {name!r}")
+
+
 __all__ = [
+    "CategoryRule",
     "ConfigError",
     "DataError",
+    "GuardCheckError",
+    "GuardDecision",
     "GuardError",
+    "GuardedGenerator",
     "MissingExtraError",
     "ModelNotFoundError",
+    "OutputGuard",
+    "Policy",
     "UnknownNameError",
     "__version__",
 ]

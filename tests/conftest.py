@@ -84,3 +84,35 @@ def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     GPT2LMHeadModel(config).save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def detoxify_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> Path:
+    """A detoxify-format checkpoint of a tiny 6-class BERT (the layout detoxify publishes).
+
+    Its config and tokenizer are in the ``hf`` folder beside it, which the checkpoint's
+    ``model_type`` names (as detoxify's offline loading expects).
+    """
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    classes = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
+    config = BertConfig.from_pretrained(tiny_bert_dir, num_labels=len(classes))
+    torch.manual_seed(1)
+    model = BertForSequenceClassification(config)
+    folder = tmp_path_factory.mktemp("detoxify")
+    config.save_pretrained(folder / "hf")
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(folder / "hf")
+    tiny_bert_dir = folder / "hf"
+    path = folder / "tiny.ckpt"
+    torch.save({
+        "config": {
+            "arch": {"args": {"model_type": str(tiny_bert_dir),
+                              "model_name": "BertForSequenceClassification",
+                              "tokenizer_name": "BertTokenizer",
+                              "num_classes": len(classes)}},
+            "dataset": {"args": {"classes": classes}},
+        },
+        "state_dict": model.state_dict(),
+    }, path)
+    return path

@@ -16,6 +16,7 @@ from guard.models.source import (
     pick_device,
     prefers_safetensors,
     resolve_model,
+    token_limit,
 )
 from guard.provenance import sha256_model_dir
 
@@ -55,7 +56,7 @@ class HFClassifier:
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.max_length = max_length
+        self.max_length = token_limit(model.config, max_length)
         self.batch_size = batch_size
         self.source = source
         id2label = model.config.id2label or {}

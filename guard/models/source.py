@@ -142,6 +142,16 @@ def transformers_errors_only() -> Iterator[None]:
         hf_logging.set_verbosity(previous)
 
 
+def token_limit(config: object, requested: int) -> int:
+    """``requested`` capped at the model's position limit (``max_position_embeddings``).
+
+    Truncating to more tokens than the model has positions would crash on long inputs.
+    """
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions",
+                                                                         None)
+    return min(requested, int(limit)) if limit else requested
+
+
 def pick_device(device: str) -> str:
     """Resolve ``"auto"`` to ``"cuda"`` when a GPU is present, else ``"cpu"``."""
     import torch

@@ -20,7 +20,7 @@ import numpy as np
 
 from guard.errors import ConfigError, ModelNotFoundError
 from guard.models.classifier import length_sorted_batches
-from guard.models.source import pick_device
+from guard.models.source import pick_device, token_limit
 from guard.scorers.base import Scores
 
 #: Published checkpoints (detoxify 0.5.x), fetched into torch hub's cache when online.
@@ -187,7 +187,7 @@ class DetoxifyScorer:
         self._device = target
         self.tokenizer = tokenizer
         self.batch_size = batch_size
-        self.max_length = max_length
+        self.max_length = token_limit(config, max_length)
         self._categories = tuple(_RENAME.get(c, c) for c in classes)
 
     @property

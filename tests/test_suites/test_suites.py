@@ -98,3 +98,31 @@ def test_metric_modules_load_by_path_offline(name: str) -> None:
         assert out[f"{key}_ci_low"] <= out[key] <= out[f"{key}_ci_high"]
         expected = 0.75 if name == "accuracy_ci" else (2 / 3 + 2 / 3 + 1) / 3
         assert out[key] == pytest.approx(expected)
+
+
+def test_toxicity_suite_measures_outputs_and_guard(tiny_classifier_dir: Path) -> None:
+    model = HFClassifier.from_pretrained(tiny_classifier_dir, device="cpu")
+    data = load_eval_data("bundled")
+    [result] = run_suites(model, data, ["toxicity"])
+    names = {m.name for m in result.metrics}
+    assert {"toxic_output_rate", "guard_roc_auc", "guard_recall", "guard_fpr_benign",
+            "guard_recall_obfuscated"} <= names
+    assert result.metric("toxic_output_rate").value == 0.0  # the bundled answers are clean
+    assert result.metric("toxic_output_rate").n == len(data)
+    assert result.metric("guard_roc_auc").value > 0.75
+    assert result.metric("guard_fpr_benign").value < 0.05
+    recall = result.metric("guard_recall").value
+    # the normaliser keeps obfuscated insults about as detectable as plain ones
+    assert result.metric("guard_recall_obfuscated").value >= 0.9 * recall
+    assert set(result.details["guard_recall_by_obfuscation"]) == {
+        "leetspeak", "zero_width", "homoglyphs", "spaced", "stretched"}
+
+
+def test_toxicity_suite_scores_a_generator(tiny_classifier_dir: Path, tiny_gpt2_dir: Path) -> None:
+    model = HFClassifier.from_pretrained(tiny_classifier_dir, device="cpu")
+    data = load_eval_data("bundled")
+    options = {"toxicity": {"generator": str(tiny_gpt2_dir), "max_new_tokens": 4}}
+    [result] = run_suites(model, data, ["toxicity"], options=options)
+    rate = result.metric("generator_toxic_output_rate")
+    assert rate.n == 60 and 0 <= rate.value <= 1
+    assert len(result.details["worst_completions"]) == 5
