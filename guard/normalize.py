@@ -40,6 +40,11 @@ _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "
 
 _EDGE_PUNCTUATION = ".,!?;:'\"()[]{}<>"
 _UNITS = {"", "am", "pm", "st", "nd", "rd", "th", "k", "m", "x", "d", "h", "s", "min", "km"}
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_WHITESPACE = str.maketrans({"\n": " ", "\t": " "})
+_LEET_CHARS = re.compile("[" + re.escape("".join(_LEET)) + "]")
+_TRIPLED = re.compile(r"([^\W\d_])\1{2,}")
+_SPACES = re.compile(r" +")
 _INVISIBLE_CATEGORIES = {"Cf", "Cc", "Cs", "Co", "Cn", "Mn", "Me"}
 _KEEP_CONTROL = {"\n", "\t"}
 _SPACED = re.compile(r"(?<![^\W_])(?:[^\W\d_][ .\-_*]){2,}[^\W\d_](?![^\W_])")
@@ -65,8 +70,12 @@ class Normalized:
         return self.origin[start], self.origin[end - 1] + 1
 
 
-def _strip_and_fold(text: str) -> list[tuple[str, int]]:
-    chars: list[tuple[str, int]] = []
+def _strip_and_fold(text: str) -> tuple[list[str], list[int]]:
+    if text.isascii() and not _ASCII_CONTROL.search(text):
+        # fast path: NFKC and the look-alike table change nothing in plain ASCII
+        return list(text.lower().translate(_WHITESPACE)), list(range(len(text)))
+    chars: list[str] = []
+    origin: list[int] = []
     for index, char in enumerate(text):
         for piece in unicodedata.normalize("NFKC", char):
             category = unicodedata.category(piece)
@@ -74,14 +83,17 @@ def _strip_and_fold(text: str) -> list[tuple[str, int]]:
                 continue  # zero-width joiners, soft hyphens, combining marks, controls
             if category == "Zs" or piece in _KEEP_CONTROL:
                 piece = " "
-            piece = _CONFUSABLES.get(piece, piece)
-            chars.extend((p, index) for p in piece.lower())
-    return chars
+            for lowered in _CONFUSABLES.get(piece, piece).lower():
+                chars.append(lowered)
+                origin.append(index)
+    return chars, origin
 
 
-def _deleet(chars: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    text = "".join(c for c, _ in chars)
-    out = list(chars)
+def _deleet(chars: list[str]) -> None:
+    """Undo leetspeak in place (one character for one, so the origin map is unchanged)."""
+    text = "".join(chars)
+    if not _LEET_CHARS.search(text):
+        return
     for match in _WORDISH.finditer(text):
         word = match.group()
         core = word.strip(_EDGE_PUNCTUATION)  # "idiot!" keeps its "!", "sh!t" does not
@@ -95,46 +107,47 @@ def _deleet(chars: list[tuple[str, int]]) -> list[tuple[str, int]]:
         if letters == 0 or leet == 0 or core.lstrip("0123456789") in _UNITS:
             continue
         for i in range(start, start + len(core)):
-            char, origin = out[i]
-            out[i] = (_LEET.get(char, char), origin)
-    return out
+            chars[i] = _LEET.get(chars[i], chars[i])
 
 
-def _join_spaced(chars: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    text = "".join(c for c, _ in chars)
+def _keep(chars: list[str], origin: list[int], drop: set[int]
+          ) -> tuple[list[str], list[int]]:
+    if not drop:
+        return chars, origin
+    kept = [i for i in range(len(chars)) if i not in drop]
+    return [chars[i] for i in kept], [origin[i] for i in kept]
+
+
+def _join_spaced(chars: list[str], origin: list[int]) -> tuple[list[str], list[int]]:
+    text = "".join(chars)
     drop: set[int] = set()
     for match in _SPACED.finditer(text):
         drop.update(i for i in range(match.start(), match.end()) if not text[i].isalpha())
-    return [pair for i, pair in enumerate(chars) if i not in drop]
+    return _keep(chars, origin, drop)
 
 
-def _collapse_repeats(chars: list[tuple[str, int]]) -> list[tuple[str, int]]:
+def _collapse_repeats(chars: list[str], origin: list[int]) -> tuple[list[str], list[int]]:
     # English never triples a letter, evasion does: "stuuupid", "idiooot". A run of three or
     # more identical letters becomes one; doubles ("too", "good") stay.
-    out: list[tuple[str, int]] = []
-    i = 0
-    while i < len(chars):
-        j = i
-        while j + 1 < len(chars) and chars[j + 1][0] == chars[i][0]:
-            j += 1
-        run = chars[i : j + 1]
-        out.extend(run[:1] if chars[i][0].isalpha() and len(run) >= 3 else run)
-        i = j + 1
-    return out
+    drop: set[int] = set()
+    for match in _TRIPLED.finditer("".join(chars)):
+        drop.update(range(match.start() + 1, match.end()))
+    return _keep(chars, origin, drop)
+
+
+def _squeeze_spaces(chars: list[str], origin: list[int]) -> tuple[list[str], list[int]]:
+    drop: set[int] = set()
+    for match in _SPACES.finditer("".join(chars)):
+        at_edge = match.start() == 0 or match.end() == len(chars)
+        drop.update(range(match.start() + (0 if at_edge else 1), match.end()))
+    return _keep(chars, origin, drop)
 
 
 def normalize(text: str) -> Normalized:
     """Normalise ``text`` against evasion; see the module docstring for the steps."""
-    chars = _strip_and_fold(text)
-    chars = _deleet(chars)
-    chars = _join_spaced(chars)
-    chars = _collapse_repeats(chars)
-    # squeeze whitespace runs left behind by removed characters
-    squeezed: list[tuple[str, int]] = []
-    for char, origin in chars:
-        if char == " " and (not squeezed or squeezed[-1][0] == " "):
-            continue
-        squeezed.append((char, origin))
-    if squeezed and squeezed[-1][0] == " ":
-        squeezed.pop()
-    return Normalized("".join(c for c, _ in squeezed), tuple(o for _, o in squeezed))
+    chars, origin = _strip_and_fold(text)
+    _deleet(chars)
+    chars, origin = _join_spaced(chars, origin)
+    chars, origin = _collapse_repeats(chars, origin)
+    chars, origin = _squeeze_spaces(chars, origin)
+    return Normalized("".join(chars), tuple(origin))

@@ -1,0 +1,84 @@
+"""Guard overhead: guarded / unguarded end-to-end latency of the default assistant.
+
+The assistant answers a message (classify the intent, pick the recommended answer); the guarded
+assistant also passes the answer through ``OutputGuard.default()`` (normalise, score with the
+embedded scorer, apply the policy). Both run in the same process on the same messages, at batch 1
+and batch 32, interleaved so drift in machine speed hits both alike. Target: ratio <= 1.10 on CPU.
+
+    python benchmarks/guard_overhead.py [--model DIR] [--repeats 200] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+from _common import print_table, write_json
+
+
+def measure(model_dir: str, batch_size: int, repeats: int) -> dict[str, Any]:
+    from guard import OutputGuard
+    from guard.data import load_eval_data
+    from guard.models import HFClassifier, Responder
+
+    model = HFClassifier.from_pretrained(model_dir, device="cpu")
+    assistant = Responder.from_model_dir(model, model_dir)
+    guard = OutputGuard.default()
+    texts = list(load_eval_data("bundled").texts)
+    batches = [[texts[(k * batch_size + j) % len(texts)] for j in range(batch_size)]
+               for k in range(repeats)]
+
+    def plain(batch: list[str]) -> list[str]:
+        return assistant.generate(batch)
+
+    def guarded(batch: list[str]) -> list[str]:
+        return [d.text for d in guard.check(assistant.generate(batch))]
+
+    for batch in batches[:5]:  # warm-up
+        plain(batch)
+        guarded(batch)
+    times: dict[str, list[float]] = {"unguarded": [], "guarded": []}
+    for k, batch in enumerate(batches):
+        order = (("unguarded", plain), ("guarded", guarded))
+        for name, fn in order if k % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            fn(batch)
+            times[name].append(time.perf_counter() - start)
+    guard_only = []
+    answers = [assistant.generate(b) for b in batches[:50]]
+    for a in answers:
+        start = time.perf_counter()
+        guard.check(a)
+        guard_only.append(time.perf_counter() - start)
+    un, gu = statistics.median(times["unguarded"]), statistics.median(times["guarded"])
+    return {"batch_size": batch_size, "repeats": repeats,
+            "unguarded_median_ms": un * 1000, "guarded_median_ms": gu * 1000,
+            "guard_only_median_ms": statistics.median(guard_only) * 1000,
+            "ratio": gu / un}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None,
+                        help="assistant model folder (default: the cached default assistant)")
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--out", default="benchmarks/results/guard_overhead.json")
+    args = parser.parse_args()
+    if args.model is None:
+        from training.default_model import ensure_default_model
+
+        args.model = str(ensure_default_model())
+    from _common import isolated
+
+    rows = [isolated(measure, model_dir=args.model, batch_size=b,
+                     repeats=args.repeats if b == 1 else max(20, args.repeats // 4))
+            for b in (1, 32)]
+    print_table(rows, ["batch_size", "repeats", "unguarded_median_ms", "guarded_median_ms",
+                       "guard_only_median_ms", "ratio", "peak_rss_mb"])
+    write_json(args.out, {"benchmark": "guard_overhead", "target_ratio": 1.10, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
