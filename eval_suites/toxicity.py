@@ -10,7 +10,7 @@ false-positive rate on benign metaverse text, and recall on obfuscated variants 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,6 +36,7 @@ class ToxicitySuite(Suite):
 
     Attributes:
         scorer: Scorer name (``guard ls scorers``) the guard uses.
+        scorer_options: Options for the scorer (e.g. ``{"checkpoint": "model.ckpt"}``).
         threshold: Score at or above which a text counts as toxic.
         responses: ``responses.json`` of the assistant; default: the one beside the model.
         generator: Causal-LM folder or hub id whose completions of the provocative prompts are
@@ -59,6 +60,7 @@ class ToxicitySuite(Suite):
     )
 
     scorer: str = "profanity-linear"
+    scorer_options: dict[str, Any] = field(default_factory=dict)
     threshold: float = 0.5
     responses: str | None = None
     generator: str | None = None
@@ -75,7 +77,7 @@ class ToxicitySuite(Suite):
         from guard.scorers import build_scorer
 
         policy = Policy(default=CategoryRule(threshold=self.threshold, action="block"))
-        return OutputGuard(build_scorer(self.scorer), policy)
+        return OutputGuard(build_scorer(self.scorer, **self.scorer_options), policy)
 
     def _responses(self, model: Classifier) -> dict[str, str] | None:
         path = Path(self.responses) if self.responses else None

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from guard.cli.options import parse_dotted_options
 from guard.errors import ConfigError
 
 
@@ -45,28 +46,6 @@ def add_parser(commands: Any) -> None:
                         help="run code shipped with a hub model (off by default)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(handler=run)
-
-
-def parse_suite_options(items: list[str]) -> dict[str, dict[str, Any]]:
-    """``["latency.requests=50"]`` -> ``{"latency": {"requests": 50}}`` (values read as JSON).
-
-    Raises:
-        ConfigError: For an item that is not ``SUITE.OPTION=VALUE``.
-    """
-    options: dict[str, dict[str, Any]] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        suite, dot, option = key.partition(".")
-        if not (sep and dot and suite and option):
-            raise ConfigError(
-                f"--set {item!r}: expected SUITE.OPTION=VALUE, e.g. latency.requests=50"
-            )
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        options.setdefault(suite.strip(), {})[option.strip()] = value
-    return options
 
 
 def _check_out(out: Path) -> None:
@@ -115,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     suites = parse_suite_list(args.suite)
     if not suites:
         raise ConfigError("--suite is empty; name at least one suite (see `guard ls suites`)")
-    options = parse_suite_options(args.set)
+    options = parse_dotted_options(args.set, flag="--set", example="latency.requests=50")
     for name in options:
         if name not in suites:
             raise ConfigError(f"--set names suite {name!r}, which is not in --suite {args.suite}")

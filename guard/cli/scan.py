@@ -32,6 +32,10 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--scorer", default="profanity-linear",
                         help="comma-separated scorers (see `guard ls scorers`); "
                              "default: the embedded profanity-linear")
+    parser.add_argument("--scorer-option", action="append", default=[],
+                        metavar="SCORER.OPTION=VALUE",
+                        help="scorer option, e.g. detoxify.checkpoint=model.ckpt (repeatable; "
+                             "values are read as JSON when they parse)")
     parser.set_defaults(handler=run)
 
 
@@ -66,6 +70,7 @@ def _read_texts(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Scan and print decisions; 1 when anything is blocked."""
+    from guard.cli.options import parse_dotted_options
     from guard.output_guard import OutputGuard
     from guard.policy import Policy
     from guard.scorers import build_scorer
@@ -74,7 +79,12 @@ def run(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.scorer.split(",") if n.strip()]
     if not names:
         raise ConfigError("--scorer is empty; see `guard ls scorers`")
-    guard = OutputGuard([build_scorer(name) for name in names], policy)
+    options = parse_dotted_options(args.scorer_option, flag="--scorer-option",
+                                   example="detoxify.checkpoint=model.ckpt")
+    for name in options:
+        if name not in names:
+            raise ConfigError(f"--scorer-option names {name!r}, which is not in --scorer")
+    guard = OutputGuard([build_scorer(name, **options.get(name, {})) for name in names], policy)
     texts = _read_texts(args)
     decisions = guard.check(texts)
     for text, decision in zip(texts, decisions, strict=True):

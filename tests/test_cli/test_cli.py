@@ -47,7 +47,7 @@ def test_eval_json_flag_prints_the_document(tiny_classifier_dir: Path, tmp_path:
     [
         (["--model", "/nonexistent"], "no model folder at '/nonexistent'"),
         (["--suite", "acuracy"], "Did you mean 'accuracy'"),
-        (["--set", "latency.requests"], "expected SUITE.OPTION=VALUE"),
+        (["--set", "latency.requests"], "expected NAME.OPTION=VALUE"),
         (["--suite", "accuracy", "--set", "latency.requests=3"], "not in --suite"),
         (["--data", "/nonexistent.csv"], "does not exist"),
     ],

@@ -38,3 +38,15 @@ def test_scan_policy_and_usage_errors(tmp_path: Path,
     assert "line 1 is not a JSON object" in capsys.readouterr().err
     assert main(["scan", "--scorer", "detoxfy", "x"]) == 2
     assert "Did you mean 'detoxify'" in capsys.readouterr().err
+    assert main(["scan", "--scorer-option", "detoxify.checkpoint=x", "hi"]) == 2
+    assert "not in --scorer" in capsys.readouterr().err
+
+
+def test_scan_with_a_local_detoxify_checkpoint(detoxify_checkpoint: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["scan", "--scorer", "detoxify,profanity-linear", "--json",
+                 "--scorer-option", f"detoxify.checkpoint={detoxify_checkpoint}",
+                 "--scorer-option", "detoxify.device=cpu", "you are an idiot"])
+    assert code == 1
+    record = json.loads(capsys.readouterr().out)
+    assert {"toxicity", "threat", "insult"} <= set(record["scores"])

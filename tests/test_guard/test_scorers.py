@@ -35,6 +35,12 @@ def test_every_scorer_honours_the_contract(name: str, tiny_classifier_dir: Path,
         assert values.shape == (4,) and ((values >= 0) & (values <= 1)).all()
     empty = scorer.score([])
     assert all(len(v) == 0 for v in empty.values())
+    from guard import OutputGuard
+
+    # invalid Unicode (lone surrogates) and control characters reach the scorer cleaned
+    decisions = OutputGuard(scorer).check(["bad \ud800 text", "\x00\x07 ok", "idiot\udfff"])
+    assert len(decisions) == 3 and all(d.error is None for d in decisions)
+    assert all(0 <= s <= 1 for d in decisions for s in d.scores.values())
 
 
 def test_linear_scorer_matches_scikit_learn_reference() -> None:
