@@ -49,9 +49,10 @@ class AccuracySuite(Suite):
         predictions = probs.argmax(axis=1)
         references = np.array([index[label] for label in data.labels])
         correct = int((predictions == references).sum())
-        accuracy = wilson_interval(correct, len(data))
+        accuracy = wilson_interval(correct, len(data), confidence=self.confidence)
         macro, per_class = f1_scores(references, predictions, len(labels),
-                                     resamples=self.bootstrap_resamples, seed=seed)
+                                     resamples=self.bootstrap_resamples, seed=seed,
+                                     confidence=self.confidence)
         metrics = [
             MetricValue.of(self.spec("accuracy"), accuracy),
             MetricValue.of(self.spec("macro_f1"), macro),
@@ -64,6 +65,8 @@ class AccuracySuite(Suite):
         wrong = wrong[np.argsort(-probs[wrong, predictions[wrong]], kind="stable")]
         details = {
             "labels": labels,
+            # per item, in data order: what paired comparisons with a baseline need
+            "correct": (predictions == references).astype(int).tolist(),
             "confusion_matrix": confusion.tolist(),
             "worst_examples": [
                 {"text": data.texts[i], "label": data.labels[i],

@@ -47,6 +47,7 @@ class MetricValue:
         unit: Unit of ``value``.
         higher_is_better: Direction of improvement.
         ci_method: How the interval was computed (``wilson``, ``bootstrap``, ...).
+        confidence: Coverage of the interval.
     """
 
     name: str
@@ -57,6 +58,7 @@ class MetricValue:
     unit: str
     higher_is_better: bool
     ci_method: str
+    confidence: float = 0.95
 
     @classmethod
     def of(cls, spec: MetricSpec, estimate: Estimate, *, name: str | None = None) -> MetricValue:
@@ -157,8 +159,12 @@ class Suite(ABC):
 
     Subclasses are frozen dataclasses whose fields are their configuration; they declare
     ``name``, ``description`` and ``metric_specs`` and implement :meth:`measure`.
+
+    Attributes:
+        confidence: Coverage of every interval the suite reports (0.95 by default).
     """
 
+    confidence: float = 0.95
     name: ClassVar[str]
     description: ClassVar[str]
     metric_specs: ClassVar[tuple[MetricSpec, ...]]
@@ -188,7 +194,10 @@ class Suite(ABC):
         """
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
         start = time.perf_counter()
+        if not 0.5 <= self.confidence < 1.0:
+            raise ConfigError(f"confidence must be in [0.5, 1), got {self.confidence}")
         metrics, details = self.measure(model, data, seed=seed)
+        metrics = [dataclasses.replace(m, confidence=self.confidence) for m in metrics]
         provenance = Provenance(
             model=model_info(model),
             data=data_info(data),

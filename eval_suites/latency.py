@@ -86,12 +86,15 @@ class LatencySuite(Suite):
             if b >= self.batch_warmup:
                 rates.append(self.batch_size / elapsed)
         lat = np.asarray(latencies_ms)
+        level = self.confidence
         metrics = [
-            MetricValue.of(self.spec("latency_p50_ms"), quantile_interval(lat, 0.50)),
-            MetricValue.of(self.spec("latency_p95_ms"), quantile_interval(lat, 0.95)),
-            MetricValue.of(self.spec("latency_p99_ms"), quantile_interval(lat, 0.99)),
-            MetricValue.of(self.spec("latency_mean_ms"), mean_interval(lat, seed=seed)),
-            MetricValue.of(self.spec("throughput"), mean_interval(rates, seed=seed)),
+            *(MetricValue.of(self.spec(f"latency_p{round(q * 100)}_ms"),
+                             quantile_interval(lat, q, confidence=level))
+              for q in (0.50, 0.95, 0.99)),
+            MetricValue.of(self.spec("latency_mean_ms"),
+                           mean_interval(lat, seed=seed, confidence=level)),
+            MetricValue.of(self.spec("throughput"),
+                           mean_interval(rates, seed=seed, confidence=level)),
         ]
         details = {
             "device": str(getattr(model, "device", "unknown")),

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any
 
 from eval_suites.base import SuiteResult, data_info, model_info, suite_from_options
 from eval_suites.registry import SUITES
+from guard.atomic import write_text_atomic
 from guard.data import TextDataset
 from guard.provenance import environment, git_revision, package_versions
 from guard.types import Classifier
@@ -92,16 +91,5 @@ def results_document(
 
 
 def write_json_atomic(document: Mapping[str, Any], path: str | Path) -> Path:
-    """Write JSON to ``path`` through a temporary file, so readers never see half a file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    """Write JSON to ``path`` atomically, so readers never see half a file."""
+    return write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")

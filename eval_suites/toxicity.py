@@ -18,7 +18,7 @@ import numpy as np
 
 from eval_suites.base import MetricSpec, MetricValue, Suite
 from eval_suites.obfuscate import OBFUSCATORS
-from eval_suites.stats import roc_auc_interval, wilson_interval
+from eval_suites.stats import Estimate, roc_auc_interval, wilson_interval
 from guard.data import TextDataset
 from guard.errors import ConfigError
 from guard.types import Classifier
@@ -110,7 +110,8 @@ class ToxicitySuite(Suite):
             scores = toxic_scores(answers)
             flagged = int((scores >= self.threshold).sum())
             metrics.append(MetricValue.of(self.spec("toxic_output_rate"),
-                                          wilson_interval(flagged, len(answers))))
+                                          self._rate(flagged, len(answers))))
+            details["output_flags"] = (scores >= self.threshold).astype(int).tolist()
             top = np.argsort(-scores, kind="stable")[: self.worst_examples]
             details["worst_outputs"] = [{"input": data.texts[i], "output": answers[i],
                                          "score": round(float(scores[i]), 4)} for i in top]
@@ -123,7 +124,7 @@ class ToxicitySuite(Suite):
             scores = toxic_scores(completions)
             flagged = int((scores >= self.threshold).sum())
             metrics.append(MetricValue.of(self.spec("generator_toxic_output_rate"),
-                                          wilson_interval(flagged, len(prompts))))
+                                          self._rate(flagged, len(prompts))))
             top = np.argsort(-scores, kind="stable")[: self.worst_examples]
             details["worst_completions"] = [{"prompt": prompts[i], "completion": completions[i],
                                              "score": round(float(scores[i]), 4)} for i in top]
@@ -159,11 +160,14 @@ class ToxicitySuite(Suite):
             for i in false_alarms[: self.worst_examples]]
         return [
             MetricValue.of(self.spec("guard_roc_auc"),
-                           roc_auc_interval(labels, scores, seed=seed)),
+                           roc_auc_interval(labels, scores, seed=seed, confidence=self.confidence)),
             MetricValue.of(self.spec("guard_recall"),
-                           wilson_interval(int(flagged[toxic].sum()), int(toxic.sum()))),
+                           self._rate(int(flagged[toxic].sum()), int(toxic.sum()))),
             MetricValue.of(self.spec("guard_fpr_benign"),
-                           wilson_interval(int(flagged[benign].sum()), int(benign.sum()))),
+                           self._rate(int(flagged[benign].sum()), int(benign.sum()))),
             MetricValue.of(self.spec("guard_recall_obfuscated"),
-                           wilson_interval(int(all_obfuscated.sum()), len(all_obfuscated))),
+                           self._rate(int(all_obfuscated.sum()), len(all_obfuscated))),
         ]
+
+    def _rate(self, hits: int, n: int) -> Estimate:
+        return wilson_interval(hits, n, confidence=self.confidence)

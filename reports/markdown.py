@@ -39,8 +39,22 @@ def _accuracy_details(details: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _gate(gate: dict[str, Any]) -> list[str]:
+    verdict = "✅ PASSED" if gate["passed"] else "❌ FAILED"
+    lines = ["", f"## Release gate: {verdict}", "",
+             f"_{gate['confidence']:.0%} confidence; inconclusive counts as "
+             f"{gate['inconclusive_counts_as']}_", "",
+             "| check | outcome | value | interval | n | why |", "|---|---|---:|---|---:|---|"]
+    mark = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive"}
+    for c in gate["checks"]:
+        lines.append(f"| {_cell(c['name'])} | {mark[c['outcome']]} | {c['value']:.4g} | "
+                     f"[{c['ci_low']:.4g}, {c['ci_high']:.4g}] | {c['n']} | "
+                     f"{_cell(c['explanation'])} |")
+    return lines
+
+
 def render(document: dict[str, Any]) -> str:
-    """Render a results document as Markdown."""
+    """Render a results document as Markdown (sized for a PR comment or CI job summary)."""
     model = document["model"]
     data = document["data"]
     lines = [
@@ -52,11 +66,19 @@ def render(document: dict[str, Any]) -> str:
         f"- seed: {document['seed']}; guard {document['guard_version']}; "
         f"created {document['created_at']}",
     ]
+    if document.get("gate"):
+        lines += _gate(document["gate"])
     for suite in document["suites"]:
         prov = suite["provenance"]
         lines += ["", f"## {suite['suite']}", "",
                   f"_{prov['duration_s']:.1f} s on {prov['device']}_", ""]
-        lines += _metrics_table(suite["metrics"])
+        headline = [m for m in suite["metrics"] if not m["name"].startswith("f1/")]
+        per_class = [m for m in suite["metrics"] if m["name"].startswith("f1/")]
+        lines += _metrics_table(headline)
+        if per_class:
+            lines += ["", "<details><summary>Per-class F1</summary>", ""]
+            lines += _metrics_table(per_class)
+            lines += ["", "</details>"]
         if suite["suite"] == "accuracy":
             lines += _accuracy_details(suite["details"])
     return "\n".join(lines) + "\n"

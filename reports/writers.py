@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from guard.atomic import write_text_atomic
 from guard.errors import DataError
 from guard.registry import Registry
 
@@ -14,10 +15,18 @@ from guard.registry import Registry
 Writer = Callable[[dict[str, Any]], str]
 
 WRITERS: Registry[Writer] = Registry("report format")
-WRITERS.register("markdown", "reports.markdown:render", summary="report.md: summary tables")
+WRITERS.register("json", "reports.json_report:render",
+                 summary="report.json: the results document, schema 1.x")
+WRITERS.register("md", "reports.markdown:render",
+                 summary="report.md: gate verdict and tables, sized for a PR comment or CI summary")
+WRITERS.register("html", "reports.html:render",
+                 summary="report.html: self-contained page with plots, readable offline")
+WRITERS.register("junit", "reports.junit:render",
+                 summary="junit.xml: one test case per gate check")
 
 #: File name each format is written to.
-FILE_NAMES = {"markdown": "report.md"}
+FILE_NAMES = {"json": "report.json", "md": "report.md", "html": "report.html",
+              "junit": "junit.xml"}
 
 SUPPORTED_SCHEMA_MAJOR = "1"
 
@@ -54,10 +63,17 @@ def write_reports(results_path: str | Path, formats: Sequence[str], *, out_dir: 
         DataError: If the results file cannot be read.
     """
     document = load_results(results_path)
-    written = []
-    for fmt in formats:
-        render = WRITERS.get(fmt)
-        target = Path(out_dir) / FILE_NAMES[fmt]
-        target.write_text(render(document), encoding="utf-8")
-        written.append(target)
-    return written
+    renderers = [(fmt, WRITERS.get(fmt)) for fmt in formats]  # unknown formats fail first
+    return [write_text_atomic(Path(out_dir) / FILE_NAMES[fmt], render(document))
+            for fmt, render in renderers]
+
+
+def render_report(results_path: str | Path, fmt: str) -> str:
+    """Render one results file in one format.
+
+    Raises:
+        UnknownNameError: For an unknown format.
+        DataError: If the results file cannot be read.
+    """
+    render = WRITERS.get(fmt)
+    return render(load_results(results_path))

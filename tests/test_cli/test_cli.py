@@ -48,7 +48,7 @@ def test_eval_json_flag_prints_the_document(tiny_classifier_dir: Path, tmp_path:
         (["--model", "/nonexistent"], "no model folder at '/nonexistent'"),
         (["--suite", "acuracy"], "Did you mean 'accuracy'"),
         (["--set", "latency.requests"], "expected NAME.OPTION=VALUE"),
-        (["--suite", "accuracy", "--set", "latency.requests=3"], "not in --suite"),
+        (["--suite", "accuracy", "--set", "latency.requests=3"], "not among the suites run"),
         (["--data", "/nonexistent.csv"], "does not exist"),
     ],
 )

@@ -1,0 +1,338 @@
+"""The release gate: a policy of limits and baseline margins, judged on confidence bounds.
+
+Every check ends ``pass``, ``fail`` or ``inconclusive``:
+
+* a limit (``min`` / ``max``) is judged on the metric's confidence interval, never the point
+  estimate: ``min`` passes when the lower bound clears it and fails when the upper bound is
+  below it; ``max`` mirrors that;
+* a ``margin`` is a non-inferiority test against a baseline on the same items: a paired
+  difference (McNemar-type interval for per-item proportions such as accuracy, paired bootstrap
+  for latency percentiles) whose bound must stay within the margin.
+
+Anything in between is inconclusive (the samples are too few to decide); the policy says whether
+that counts as a pass or a failure.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from eval_suites.stats import _z
+from guard.errors import ConfigError
+
+Outcome = Literal["pass", "fail", "inconclusive"]
+
+#: The policy shipped with the package; the default assistant meets it.
+DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.toml"
+
+# Per-item outcomes a suite stores in its details, for paired comparisons of proportions.
+_PAIRED_PROPORTIONS = {"accuracy": "correct", "toxic_output_rate": "output_flags"}
+_PAIRED_LATENCY = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99,
+                   "latency_mean_ms": None}
+
+
+class MetricRule(BaseModel):
+    """Limits for one metric.
+
+    Attributes:
+        suite: Suite that reports the metric (inferred from the registry when omitted).
+        min: The metric's lower confidence bound must be at least this.
+        max: The metric's upper confidence bound must be at most this.
+        margin: Largest tolerated degradation against the baseline, in the metric's unit
+            (needs ``--baseline``; accuracy, toxic_output_rate and latency metrics).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suite: str | None = None
+    min: float | None = None
+    max: float | None = None
+    margin: float | None = Field(None, ge=0.0)
+
+    @model_validator(mode="after")
+    def _has_a_limit(self) -> MetricRule:
+        if self.min is None and self.max is None and self.margin is None:
+            raise ValueError("give at least one of min, max or margin")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class GatePolicy(BaseModel):
+    """A release-gate policy, read from TOML.
+
+    Example::
+
+        confidence = 0.95          # coverage of the intervals the checks use
+        inconclusive = "fail"      # or "pass"
+        [metrics.accuracy]
+        min = 0.90
+        margin = 0.02              # at most 2 points worse than the baseline
+        [metrics.latency_p95_ms]
+        max = 50
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    confidence: float = Field(0.95, ge=0.5, lt=1.0)
+    inconclusive: Literal["fail", "pass"] = "fail"
+    metrics: dict[str, MetricRule] = Field(min_length=1)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> GatePolicy:
+        """Read and validate a policy file.
+
+        Raises:
+            ConfigError: Naming the file and the location of every invalid or unknown key.
+        """
+        file = Path(path)
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read policy {file}: {exc}") from exc
+        try:
+            policy = cls(**raw)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}"
+                                 for e in exc.errors())
+            raise ConfigError(f"invalid policy {file}: {problems}") from None
+        policy.suites()  # every metric must belong to a known suite
+        return policy
+
+    def suite_of(self, metric: str) -> str:
+        """The suite that reports ``metric``.
+
+        Raises:
+            ConfigError: If no registered suite declares it.
+        """
+        rule = self.metrics[metric]
+        if rule.suite is not None:
+            return rule.suite
+        from eval_suites.registry import SUITES
+
+        base = metric.split("/")[0]
+        owners = [name for name in SUITES.names()
+                  if any(spec.name == base for spec in SUITES.get(name).metric_specs)]
+        if not owners:
+            raise ConfigError(f"policy metric {metric!r} is not reported by any suite; see the "
+                              "metric names in docs/results-schema.md")
+        return owners[0]
+
+    def suites(self) -> list[str]:
+        """Suites needed to judge every metric, in registry order."""
+        return sorted({self.suite_of(metric) for metric in self.metrics})
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One judged limit.
+
+    Attributes:
+        name: Human-readable check, e.g. ``accuracy >= 0.9``.
+        suite: Suite of the metric.
+        metric: Metric name.
+        kind: ``min``, ``max`` or ``margin``.
+        outcome: ``pass``, ``fail`` or ``inconclusive``.
+        limit: The limit; for ``margin`` the boundary of candidate minus baseline (``-margin``
+            when higher is better, ``+margin`` when lower is better).
+        value: The candidate's value (for ``margin``: candidate minus baseline).
+        ci_low: Lower bound used.
+        ci_high: Upper bound used.
+        n: Sample size.
+        method: How the bounds were computed.
+        baseline_value: The baseline's value, for margins.
+        explanation: One sentence saying why.
+    """
+
+    name: str
+    suite: str
+    metric: str
+    kind: Literal["min", "max", "margin"]
+    outcome: Outcome
+    limit: float
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    method: str
+    baseline_value: float | None
+    explanation: str
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The verdict on a candidate.
+
+    Attributes:
+        passed: True when no check failed (inconclusive checks count as the policy says).
+        confidence: Coverage of the intervals used.
+        inconclusive_counts_as: ``fail`` or ``pass``.
+        checks: Every check, in policy order.
+    """
+
+    passed: bool
+    confidence: float
+    inconclusive_counts_as: str
+    checks: tuple[GateCheck, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return asdict(self)
+
+
+def _metric(document: dict[str, Any], suite: str, metric: str) -> tuple[dict[str, Any],
+                                                                         dict[str, Any]]:
+    for result in document["suites"]:
+        if result["suite"] == suite:
+            for item in result["metrics"]:
+                if item["name"] == metric:
+                    return item, result["details"]
+            raise ConfigError(f"suite {suite!r} in the results has no metric {metric!r} "
+                              "(was it skipped? see the suite's details)")
+    raise ConfigError(f"the results hold no {suite!r} suite; run it (guard eval --suite "
+                      f"{suite}) to judge {metric!r}")
+
+
+def _limit_check(rule_kind: Literal["min", "max"], limit: float, metric: str, suite: str,
+                 item: dict[str, Any]) -> GateCheck:
+    low, high, value = item["ci_low"], item["ci_high"], item["value"]
+    level = f"{item.get('confidence', 0.95):.0%}"
+    if rule_kind == "min":
+        outcome: Outcome = "pass" if low >= limit else "fail" if high < limit else "inconclusive"
+        why = {"pass": f"the {level} lower bound {low:.4g} is at least {limit:g}",
+               "fail": f"even the {level} upper bound {high:.4g} is below {limit:g}",
+               "inconclusive": f"the {level} interval [{low:.4g}, {high:.4g}] straddles "
+                               f"{limit:g}: more samples needed"}[outcome]
+        name = f"{metric} >= {limit:g}"
+    else:
+        outcome = "pass" if high <= limit else "fail" if low > limit else "inconclusive"
+        why = {"pass": f"the {level} upper bound {high:.4g} is at most {limit:g}",
+               "fail": f"even the {level} lower bound {low:.4g} is above {limit:g}",
+               "inconclusive": f"the {level} interval [{low:.4g}, {high:.4g}] straddles "
+                               f"{limit:g}: more samples needed"}[outcome]
+        name = f"{metric} <= {limit:g}"
+    return GateCheck(name, suite, metric, rule_kind, outcome, limit, value, low, high,
+                     int(item["n"]), item["ci_method"], None, why)
+
+
+def paired_proportion_difference(candidate: np.ndarray, baseline: np.ndarray, *,
+                                 confidence: float) -> tuple[float, float, float]:
+    """Difference of two paired proportions with its McNemar-type (Wald) interval.
+
+    Args:
+        candidate: Per-item 0/1 outcomes of the candidate.
+        baseline: Per-item 0/1 outcomes of the baseline on the same items.
+        confidence: Two-sided coverage.
+
+    Returns:
+        ``(difference, low, high)`` of candidate minus baseline.
+    """
+    n = len(candidate)
+    only_candidate = int(((candidate == 1) & (baseline == 0)).sum())
+    only_baseline = int(((candidate == 0) & (baseline == 1)).sum())
+    diff = (only_candidate - only_baseline) / n
+    discordant = only_candidate + only_baseline
+    se = math.sqrt(max(discordant - (only_candidate - only_baseline) ** 2 / n, 0.0)) / n
+    half = _z(confidence) * se
+    return diff, diff - half, diff + half
+
+
+def paired_bootstrap_difference(candidate: np.ndarray, baseline: np.ndarray, q: float | None, *,
+                                confidence: float, resamples: int = 2000, seed: int = 0
+                                ) -> tuple[float, float, float]:
+    """Difference of a statistic (quantile ``q``, or the mean) over paired samples, bootstrapped.
+
+    Items are resampled together, so request-to-request variation common to both runs cancels.
+    """
+    def stat(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x.mean(axis=-1) if q is None else np.quantile(x, q, axis=-1))
+
+    diff = float(stat(candidate) - stat(baseline))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(candidate), size=(resamples, len(candidate)))
+    boot = stat(candidate[idx]) - stat(baseline[idx])
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(boot, [tail, 100 - tail])
+    return diff, float(min(low, diff)), float(max(high, diff))
+
+
+def _margin_check(metric: str, suite: str, margin: float, confidence: float,
+                  candidate: dict[str, Any], baseline: dict[str, Any]) -> GateCheck:
+    cand_item, cand_details = _metric(candidate, suite, metric)
+    base_item, base_details = _metric(baseline, suite, metric)
+    if candidate["data"]["sha256"] != baseline["data"]["sha256"]:
+        raise ConfigError("baseline and candidate were evaluated on different data; a paired "
+                          "comparison needs the same items")
+    higher_is_better = bool(cand_item["higher_is_better"])
+    if metric in _PAIRED_PROPORTIONS:
+        key = _PAIRED_PROPORTIONS[metric]
+        cand, base = (np.asarray(d[key], dtype=np.float64) for d in (cand_details, base_details))
+        diff, low, high = paired_proportion_difference(cand, base, confidence=confidence)
+        method = "paired proportions (McNemar-type interval)"
+    elif metric in _PAIRED_LATENCY:
+        cand, base = (np.asarray(d["latencies_ms"], dtype=np.float64)
+                      for d in (cand_details, base_details))
+        if len(cand) != len(base):
+            raise ConfigError("baseline and candidate latency runs differ in length; use the "
+                              "same latency options for both")
+        diff, low, high = paired_bootstrap_difference(cand, base, _PAIRED_LATENCY[metric],
+                                                      confidence=confidence)
+        method = "paired bootstrap"
+    else:
+        raise ConfigError(
+            f"no paired comparison for {metric!r}; margins work for "
+            f"{sorted([*_PAIRED_PROPORTIONS, *_PAIRED_LATENCY])}. Use min/max for it")
+    if len(cand) != len(base):
+        raise ConfigError("baseline and candidate have different numbers of items")
+    interval = f"interval [{low:+.4g}, {high:+.4g}]"
+    if higher_is_better:  # worse means lower: the difference must stay above -margin
+        outcome: Outcome = ("pass" if low > -margin else "fail" if high < -margin
+                            else "inconclusive")
+        bound = f"lower bound {low:+.4g}" if outcome == "pass" else interval
+    else:  # worse means higher: the difference must stay below +margin
+        outcome = "pass" if high < margin else "fail" if low > margin else "inconclusive"
+        bound = f"upper bound {high:+.4g}" if outcome == "pass" else interval
+    verdict = {"pass": "within", "fail": "beyond", "inconclusive": "not clearly within"}[outcome]
+    explanation = (f"candidate - baseline = {diff:+.4g}; {bound} is {verdict} the margin "
+                   f"{margin:g}")
+    return GateCheck(f"{metric} no worse than baseline by {margin:g}", suite, metric, "margin",
+                     outcome, -margin if higher_is_better else margin, diff, low, high,
+                     len(cand), method,
+                     float(base_item["value"]), explanation)
+
+
+def evaluate_gate(policy: GatePolicy, candidate: dict[str, Any],
+                  baseline: dict[str, Any] | None = None) -> GateResult:
+    """Judge a candidate's results document (and a baseline's, for margins) against a policy.
+
+    Raises:
+        ConfigError: If a metric is missing, a margin has no baseline, or the results' intervals
+            were computed at another confidence than the policy's.
+    """
+    checks: list[GateCheck] = []
+    for metric, rule in policy.metrics.items():
+        suite = policy.suite_of(metric)
+        item, _ = _metric(candidate, suite, metric)
+        if abs(float(item.get("confidence", 0.95)) - policy.confidence) > 1e-9:
+            raise ConfigError(
+                f"{metric}: the results hold {item.get('confidence', 0.95):.0%} intervals but "
+                f"the policy asks for {policy.confidence:.0%}; rerun guard eval with --policy")
+        if rule.min is not None:
+            checks.append(_limit_check("min", rule.min, metric, suite, item))
+        if rule.max is not None:
+            checks.append(_limit_check("max", rule.max, metric, suite, item))
+        if rule.margin is not None:
+            if baseline is None:
+                raise ConfigError(f"{metric} has a margin, which needs --baseline")
+            checks.append(_margin_check(metric, suite, rule.margin, policy.confidence,
+                                        candidate, baseline))
+    failing = {"fail"} | ({"inconclusive"} if policy.inconclusive == "fail" else set())
+    passed = not any(check.outcome in failing for check in checks)
+    return GateResult(passed, policy.confidence, policy.inconclusive, tuple(checks))
