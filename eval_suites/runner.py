@@ -20,7 +20,7 @@ RESULTS_FILE = "results.json"
 #: Identifies the document type.
 RESULTS_SCHEMA = "metaverse-guard/results"
 #: Version of the layout in docs/results-schema.md: bump the major on incompatible changes.
-RESULTS_SCHEMA_VERSION = "1.0"
+RESULTS_SCHEMA_VERSION = "1.1"
 
 
 def parse_suite_list(text: str) -> list[str]:
