@@ -17,6 +17,8 @@ MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA = "metaverse-guard/audit-manifest"
 #: Suites whose metrics are timings: compared with a tolerance on replay, not exactly.
 TIMING_SUITES = frozenset({"latency"})
+#: Timing metrics in ms always get at least this much slack (sub-ms jitter is not a mismatch).
+TIMING_FLOOR_MS = 5.0
 
 
 def _metric_values(document: dict[str, Any] | None) -> dict[str, float]:
@@ -91,8 +93,12 @@ class ReplayReport:
 
 
 def compare_replay(manifest: dict[str, Any], replay_out: Path, *,
-                   latency_tolerance: float) -> ReplayReport:
-    """Compare a replay's results with the manifest it came from."""
+                   timing_tolerance: float) -> ReplayReport:
+    """Compare a replay's results with the manifest it came from.
+
+    Deterministic metrics must be equal (to 1e-9). Timing metrics may differ by
+    ``timing_tolerance`` relative, and metrics in ms by at least :data:`TIMING_FLOOR_MS`.
+    """
     replayed = json.loads((replay_out / MANIFEST_FILE).read_text(encoding="utf-8"))
     ok = True
     lines = []
@@ -111,7 +117,10 @@ def compare_replay(manifest: dict[str, Any], replay_out: Path, *,
                 continue
             timing = name.split("/")[0] in TIMING_SUITES
             if timing:
-                same = abs(after - before) <= latency_tolerance * max(abs(before), 1e-12)
+                slack = timing_tolerance * abs(before)
+                if name.endswith("_ms"):
+                    slack = max(slack, TIMING_FLOOR_MS)
+                same = abs(after - before) <= slack
             else:
                 same = abs(after - before) <= 1e-9
             ok &= same

@@ -12,8 +12,6 @@ from guard.cli.options import parse_dotted_options
 from guard.errors import ConfigError
 
 DEFAULT_SUITES = "accuracy,latency"
-#: Relative tolerance for latency metrics when a manifest is replayed (timing varies with load).
-LATENCY_REPLAY_TOLERANCE = 0.5
 
 
 def add_parser(commands: Any) -> None:
@@ -59,6 +57,9 @@ def add_parser(commands: Any) -> None:
                         help="run code shipped with a hub model (off by default)")
     parser.add_argument("--replay", default=None, metavar="MANIFEST",
                         help="rerun the evaluation recorded in an audit manifest and compare")
+    parser.add_argument("--timing-tolerance", type=float, default=0.5,
+                        help="with --replay: relative tolerance for timing metrics (0.5 = "
+                             "±50%%, never tighter than ±5 ms); other metrics must match exactly")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(handler=run)
 
@@ -202,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
 
 def replay(args: argparse.Namespace) -> int:
     """Rerun a recorded evaluation and report whether the results match."""
-    from eval_suites.audit import compare_replay, load_manifest
+    from eval_suites.audit import TIMING_FLOOR_MS, compare_replay, load_manifest
 
     manifest = load_manifest(args.replay)
     recorded = manifest["invocation"]
@@ -225,10 +226,10 @@ def replay(args: argparse.Namespace) -> int:
     replay_args = build_parser().parse_args(argv)
     replay_args.argv = argv
     run(replay_args)
-    report = compare_replay(manifest, replay_out, latency_tolerance=LATENCY_REPLAY_TOLERANCE)
+    report = compare_replay(manifest, replay_out, timing_tolerance=args.timing_tolerance)
     for line in report.lines:
         print(line)
     print(f"\nreplay {'MATCHES' if report.matches else 'DOES NOT MATCH'} the manifest "
-          f"(exact for deterministic metrics, latency within "
-          f"±{LATENCY_REPLAY_TOLERANCE:.0%}); rerun written to {replay_out}")
+          f"(exact for deterministic metrics, timings within ±{args.timing_tolerance:.0%} or "
+          f"±{TIMING_FLOOR_MS:g} ms); rerun written to {replay_out}")
     return 0 if report.matches else 1

@@ -73,10 +73,33 @@ def test_results_frame(gated_run: Path) -> None:
 
 
 def test_replay_matches(gated_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["eval", "--replay", str(gated_run / "manifest.json")])
+    # timings from 10 requests on a tiny model are noise: judge them loosely here
+    code = main(["eval", "--replay", str(gated_run / "manifest.json"),
+                 "--timing-tolerance", "100"])
     out = capsys.readouterr().out
     assert "replay MATCHES" in out and code == 0
     assert "same      accuracy/accuracy" in out
+    assert "same      toxicity/guard_roc_auc" in out
+
+
+def test_replay_timing_tolerance(tmp_path: Path) -> None:
+    from eval_suites.audit import compare_replay
+
+    hashes = {"model": "m", "baseline_model": None, "data": "d", "policy": None}
+    recorded = {"hashes": hashes, "baseline_metrics": {},
+                "metrics": {"accuracy/accuracy": 0.9, "latency/latency_p95_ms": 20.0,
+                            "latency/throughput": 100.0}}
+    replayed = {"hashes": hashes, "baseline_metrics": {},
+                "metrics": {"accuracy/accuracy": 0.9, "latency/latency_p95_ms": 24.9,
+                            "latency/throughput": 140.0}}
+    (tmp_path / "manifest.json").write_text(json.dumps(replayed))
+    assert compare_replay(recorded, tmp_path, timing_tolerance=0.5).matches
+    assert not compare_replay(recorded, tmp_path, timing_tolerance=0.2).matches  # throughput
+    replayed["metrics"]["accuracy/accuracy"] = 0.8999
+    (tmp_path / "manifest.json").write_text(json.dumps(replayed))
+    report = compare_replay(recorded, tmp_path, timing_tolerance=0.5)
+    assert not report.matches and any(line.startswith("DIFFERENT accuracy/accuracy")
+                                      for line in report.lines)
 
 
 def test_replay_detects_a_changed_model(gated_run: Path, tmp_path: Path, tiny_classifier_dir: Path,
