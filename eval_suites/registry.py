@@ -13,3 +13,6 @@ SUITES.register("latency", "eval_suites.latency:LatencySuite",
 SUITES.register("toxicity", "eval_suites.toxicity:ToxicitySuite",
                 summary="toxic-output rate of the assistant; guard ROC AUC, recall, FPR, "
                         "obfuscation")
+SUITES.register("robustness", "eval_suites.robustness:RobustnessSuite",
+                summary="accuracy under attack, attack success rate per TextAttack recipe "
+                        "(needs the attacks extra)")

@@ -9,20 +9,22 @@ from guard.registry import Registry
 
 
 def _registries() -> dict[str, Registry[Any]]:
+    from attacks import RECIPES
     from eval_suites.registry import SUITES
     from guard.scorers import SCORERS
     from reports.writers import WRITERS
 
-    return {"suites": SUITES, "scorers": SCORERS, "formats": WRITERS}
+    return {"suites": SUITES, "scorers": SCORERS, "recipes": RECIPES, "formats": WRITERS}
 
 
 def add_parser(commands: Any) -> None:
     """Register the ``ls`` subcommand."""
     parser = commands.add_parser(
-        "ls", help="list suites, scorers and report formats",
+        "ls", help="list suites, scorers, attack recipes and report formats",
         description="List the names you can pass to other commands.",
     )
-    parser.add_argument("what", choices=("suites", "scorers", "formats"), help="what to list")
+    parser.add_argument("what", choices=("suites", "scorers", "recipes", "formats"),
+                        help="what to list")
     parser.set_defaults(handler=run)
 
 

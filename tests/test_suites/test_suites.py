@@ -15,7 +15,8 @@ from guard.data import TextDataset, load_eval_data
 from guard.errors import ConfigError, DataError
 from guard.models import HFClassifier
 
-FAST = {"latency": {"requests": 20, "warmup": 2, "batches": 3, "batch_warmup": 1}}
+FAST = {"latency": {"requests": 20, "warmup": 2, "batches": 3, "batch_warmup": 1},
+        "robustness": {"n": 6}}
 
 
 class KeywordClassifier:
@@ -126,3 +127,15 @@ def test_toxicity_suite_scores_a_generator(tiny_classifier_dir: Path, tiny_gpt2_
     rate = result.metric("generator_toxic_output_rate")
     assert rate.n == 60 and 0 <= rate.value <= 1
     assert len(result.details["worst_completions"]) == 5
+
+
+def test_robustness_suite_per_recipe(tiny_classifier_dir: Path) -> None:
+    model = HFClassifier.from_pretrained(tiny_classifier_dir, device="cpu")
+    data = load_eval_data("bundled")
+    options = {"robustness": {"recipes": ["deepwordbug", "pruthi"], "n": 8}}
+    [result] = run_suites(model, data, ["robustness"], options=options)
+    for recipe in ("deepwordbug", "pruthi"):
+        clean = result.metric(f"clean_accuracy/{recipe}")
+        under = result.metric(f"accuracy_under_attack/{recipe}")
+        assert clean.n == under.n == 8 and under.value <= clean.value
+        assert result.details[recipe]["constraint_set"].startswith(recipe)

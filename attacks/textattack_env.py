@@ -1,0 +1,95 @@
+"""The one door to TextAttack: import it offline, without side effects on the process.
+
+TextAttack's first import calls ``nltk.download`` for six resources, then needs NLTK's English
+stopwords; it also forces ``TOKENIZERS_PARALLELISM=True`` and, with ``TA_CACHE_DIR`` set,
+overwrites ``HF_HOME`` and friends; its logging setup disables every logger that existed before.
+:func:`load_textattack` provides the stopwords from a list shipped with this package, makes
+``nltk.download`` a no-op during the import, and restores the environment and the loggers
+afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from types import ModuleType
+
+from guard.errors import MissingExtraError, require
+
+_LOCK = threading.Lock()
+_STOPWORDS = Path(__file__).parent / "data" / "stopwords_english.txt"
+
+
+def nltk_data_dir() -> Path:
+    """Folder of the NLTK data we provision (under the guard cache)."""
+    from training.default_model import cache_root
+
+    return cache_root() / "nltk_data"
+
+
+def _provision_stopwords(root: Path) -> None:
+    target = root / "corpora" / "stopwords" / "english"
+    if target.is_file() and target.read_bytes() == _STOPWORDS.read_bytes():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_bytes(_STOPWORDS.read_bytes())
+    tmp.replace(target)
+
+
+def load_textattack() -> ModuleType:
+    """Import and return ``textattack`` offline, leaving ``os.environ`` as it was.
+
+    Raises:
+        MissingExtraError: If TextAttack is not installed.
+    """
+    require("textattack", extra="attacks", feature="adversarial attacks")
+    with _LOCK:
+        import sys
+
+        if "textattack" in sys.modules:
+            return sys.modules["textattack"]
+        saved_env = dict(os.environ)  # before nltk, which pulls in libraries that set KMP_*
+        # TextAttack calls logging.config.dictConfig, which disables every existing logger
+        saved_disabled = {name: logger.disabled
+                          for name, logger in logging.root.manager.loggerDict.items()
+                          if isinstance(logger, logging.Logger)}
+        import nltk
+
+        root = nltk_data_dir()
+        _provision_stopwords(root)
+        if str(root) not in nltk.data.path:
+            nltk.data.path.insert(0, str(root))
+        real_download = nltk.download
+        nltk.download = lambda *args, **kwargs: True  # TextAttack's import-time downloads
+        try:
+            import textattack
+        except LookupError as exc:  # an NLTK resource we did not provision
+            raise MissingExtraError("nltk data", "attacks", f"TextAttack ({exc})") from exc
+        finally:
+            nltk.download = real_download
+            os.environ.clear()
+            os.environ.update(saved_env)
+            for name, disabled in saved_disabled.items():
+                logging.getLogger(name).disabled = disabled
+        # TextAttack logs every attack's setup at INFO through its own handler; keep it quiet.
+        logging.getLogger("textattack.shared.utils.install").setLevel(logging.WARNING)
+        module: ModuleType = textattack
+        return module
+
+
+def wordnet_available() -> bool:
+    """Whether NLTK can read WordNet (needed by PWWS)."""
+    load_textattack()
+    import nltk
+
+    try:
+        nltk.data.find("corpora/wordnet")
+    except LookupError:
+        try:
+            nltk.data.find("corpora/wordnet.zip")
+        except LookupError:
+            return False
+    return True

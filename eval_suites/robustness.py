@@ -1,0 +1,114 @@
+"""The ``robustness`` suite: accuracy under attack and attack success, per recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from eval_suites.base import MetricSpec, MetricValue, Suite
+from eval_suites.stats import mean_interval, wilson_interval
+from guard.data import TextDataset
+from guard.errors import ConfigError
+from guard.types import Classifier
+
+
+@dataclass(frozen=True)
+class RobustnessSuite(Suite):
+    """Attacks the first ``n`` evaluation texts with each recipe (needs the ``attacks`` extra).
+
+    Metrics are reported per recipe as ``<metric>/<recipe>``; success rates are only comparable
+    between runs with the same constraint set (recorded in the details).
+
+    Attributes:
+        recipes: Recipe names (``guard ls recipes``).
+        n: Examples attacked, from the start of the data.
+        query_budget: Most model queries per example (``None``: the recipe's own limit).
+        worst_examples: Successful attacks to keep, smallest perturbation first.
+    """
+
+    name: ClassVar[str] = "robustness"
+    description: ClassVar[str] = "accuracy under attack, attack success rate, per recipe"
+    metric_specs: ClassVar[tuple[MetricSpec, ...]] = (
+        MetricSpec("clean_accuracy", True, "ratio", "accuracy on the attacked examples"),
+        MetricSpec("accuracy_under_attack", True, "ratio",
+                   "examples still classified correctly after the attack"),
+        MetricSpec("attack_success_rate", False, "ratio",
+                   "attacks that flipped a correct prediction"),
+        MetricSpec("mean_fraction_perturbed", False, "ratio",
+                   "words changed by successful attacks"),
+        MetricSpec("mean_queries", False, "queries", "model queries per attacked example"),
+    )
+
+    recipes: tuple[str, ...] = ("deepwordbug",)
+    n: int = 50
+    query_budget: int | None = None
+    worst_examples: int = 5
+
+    def __post_init__(self) -> None:
+        if isinstance(self.recipes, str):
+            object.__setattr__(self, "recipes", (self.recipes,))
+        if not self.recipes:
+            raise ConfigError("robustness suite: name at least one recipe")
+        if self.n < 1:
+            raise ConfigError(f"robustness suite: n must be >= 1, got {self.n}")
+
+    def measure(self, model: Classifier, data: TextDataset, *, seed: int
+                ) -> tuple[list[MetricValue], dict[str, Any]]:
+        """Run each recipe and summarise its records."""
+        from attacks import RECIPES
+        from attacks.runner import run_attack
+
+        for recipe in self.recipes:
+            RECIPES.entry(recipe)
+        metrics: list[MetricValue] = []
+        details: dict[str, Any] = {}
+        level = self.confidence
+        for recipe in self.recipes:
+            run = run_attack(model, data, recipe, n=self.n, seed=seed,
+                             query_budget=self.query_budget, progress=False)
+            records = run.records
+            status = [r.status for r in records]
+            total = len(records)
+            correct = total - status.count("skipped")
+            success = status.count("successful")
+            still_right = correct - success
+            metrics += [
+                MetricValue.of(self.spec("clean_accuracy"),
+                               wilson_interval(correct, total, confidence=level),
+                               name=f"clean_accuracy/{recipe}"),
+                MetricValue.of(self.spec("accuracy_under_attack"),
+                               wilson_interval(still_right, total, confidence=level),
+                               name=f"accuracy_under_attack/{recipe}"),
+            ]
+            if correct:
+                metrics.append(MetricValue.of(
+                    self.spec("attack_success_rate"),
+                    wilson_interval(success, correct, confidence=level),
+                    name=f"attack_success_rate/{recipe}"))
+                attempted = [r for r in records if r.status != "skipped"]
+                metrics.append(MetricValue.of(
+                    self.spec("mean_queries"),
+                    mean_interval([r.queries for r in attempted], seed=seed, confidence=level),
+                    name=f"mean_queries/{recipe}"))
+            if success:
+                metrics.append(MetricValue.of(
+                    self.spec("mean_fraction_perturbed"),
+                    mean_interval([r.fraction_perturbed for r in records
+                                   if r.status == "successful"], seed=seed, confidence=level),
+                    name=f"mean_fraction_perturbed/{recipe}"))
+            wins = sorted((r for r in records if r.status == "successful"),
+                          key=lambda r: (r.fraction_perturbed, r.index))
+            details[recipe] = {
+                "constraint_set": run.constraint_set,
+                "counts": {s: status.count(s) for s in sorted(set(status))},
+                "attack_succeeded": [int(s == "successful") for s in status],
+                "worst_examples": [
+                    {"original": r.original_text, "perturbed": r.perturbed_text,
+                     "label": r.label, "predicted": r.perturbed_prediction,
+                     "fraction_perturbed": r.fraction_perturbed}
+                    for r in wins[: self.worst_examples]],
+                "median_queries": float(np.median([r.queries for r in records])),
+            }
+        return metrics, details
