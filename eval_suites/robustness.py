@@ -63,7 +63,7 @@ class RobustnessSuite(Suite):
         for recipe in self.recipes:
             RECIPES.entry(recipe)
         metrics: list[MetricValue] = []
-        details: dict[str, Any] = {}
+        details: dict[str, Any] = {"recipes": {}, "worst_examples": []}
         level = self.confidence
         for recipe in self.recipes:
             run = run_attack(model, data, recipe, n=self.n, seed=seed,
@@ -100,15 +100,16 @@ class RobustnessSuite(Suite):
                     name=f"mean_fraction_perturbed/{recipe}"))
             wins = sorted((r for r in records if r.status == "successful"),
                           key=lambda r: (r.fraction_perturbed, r.index))
-            details[recipe] = {
+            details["recipes"][recipe] = {
                 "constraint_set": run.constraint_set,
                 "counts": {s: status.count(s) for s in sorted(set(status))},
                 "attack_succeeded": [int(s == "successful") for s in status],
-                "worst_examples": [
-                    {"original": r.original_text, "perturbed": r.perturbed_text,
-                     "label": r.label, "predicted": r.perturbed_prediction,
-                     "fraction_perturbed": r.fraction_perturbed}
-                    for r in wins[: self.worst_examples]],
                 "median_queries": float(np.median([r.queries for r in records])),
             }
+            # the smallest perturbations that flipped the model: the report's worst examples
+            details["worst_examples"] += [
+                {"recipe": recipe, "original": r.original_text, "perturbed": r.perturbed_text,
+                 "label": r.label, "predicted": r.perturbed_prediction,
+                 "fraction_perturbed": r.fraction_perturbed}
+                for r in wins[: self.worst_examples]]
         return metrics, details

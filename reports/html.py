@@ -149,7 +149,7 @@ def _suite_section(suite: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         parts.append(f"<figure>{histogram_svg(details['latencies_ms'], label='latency')}"
                      "<figcaption>Latency distribution of single requests (ms)"
                      "</figcaption></figure>")
-    for key, title in (("worst_examples", "Most confident mistakes"),
+    for key, title in (("worst_examples", "Worst examples"),
                        ("worst_outputs", "Highest-scoring assistant outputs"),
                        ("worst_completions", "Highest-scoring generator completions"),
                        ("guard_missed_toxic", "Toxic texts the guard missed"),

@@ -28,14 +28,17 @@ def _metrics_table(metrics: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _accuracy_details(details: dict[str, Any]) -> list[str]:
-    lines: list[str] = []
-    worst = details.get("worst_examples") or []
-    if worst:
-        lines += ["", "Most confident mistakes:", "",
-                  "| text | label | predicted | confidence |", "|---|---|---|---:|"]
-        lines += [f"| {_cell(w['text'])} | {w['label']} | {w['predicted']} | "
-                  f"{w['confidence']:.3f} |" for w in worst]
+def _examples(examples: list[dict[str, Any]]) -> list[str]:
+    """The suite's worst examples as a table (columns from the first example)."""
+    if not examples:
+        return []
+    headers = list(examples[0])
+    lines = ["", "Worst examples:", "", "| " + " | ".join(headers) + " |",
+             "|" + "---|" * len(headers)]
+    for example in examples:
+        cells = [f"{v:.3f}" if isinstance(v, float) else _cell(str(v))
+                 for v in (example.get(h) for h in headers)]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -79,6 +82,5 @@ def render(document: dict[str, Any]) -> str:
             lines += ["", "<details><summary>Per-class F1</summary>", ""]
             lines += _metrics_table(per_class)
             lines += ["", "</details>"]
-        if suite["suite"] == "accuracy":
-            lines += _accuracy_details(suite["details"])
+        lines += _examples(suite["details"].get("worst_examples") or [])
     return "\n".join(lines) + "\n"

@@ -138,4 +138,5 @@ def test_robustness_suite_per_recipe(tiny_classifier_dir: Path) -> None:
         clean = result.metric(f"clean_accuracy/{recipe}")
         under = result.metric(f"accuracy_under_attack/{recipe}")
         assert clean.n == under.n == 8 and under.value <= clean.value
-        assert result.details[recipe]["constraint_set"].startswith(recipe)
+        assert result.details["recipes"][recipe]["constraint_set"].startswith(recipe)
+    assert all(w["recipe"] in ("deepwordbug", "pruthi") for w in result.details["worst_examples"])
