@@ -108,18 +108,84 @@ def pwws(model_wrapper: Any, *, query_budget: int | None = None) -> BuiltRecipe:
     return _built("pwws", attack, query_budget)
 
 
+def _sentence_similarity(threshold: float) -> Any:
+    """TextAttack's SBERT constraint on the shipped all-MiniLM-L6-v2, in place of USE/SBERT hubs."""
+    textattack = load_textattack()
+    from guard.models.source import default_backbone_path
+
+    return textattack.constraints.semantics.sentence_encoders.SBERT(
+        model_name=str(default_backbone_path()), threshold=threshold, metric="cosine",
+        compare_against_original=False, window_size=15, skip_text_shorter_than_window=True)
+
+
+def textfooler_offline(model_wrapper: Any, *, query_budget: int | None = None) -> BuiltRecipe:
+    """TextFooler-like, offline. After Jin, Jin, Zhou & Szolovits (2019), arXiv:1907.11932.
+
+    Constraint set: swaps with the 50 nearest words in the *model's own* input-token embedding
+    space (whole-word vocabulary entries) instead of counter-fitted embeddings; word-embedding
+    cosine similarity >= 0.5 (as published); no word modified twice; no stopword modified;
+    sentence similarity >= 0.84 by all-MiniLM-L6-v2 cosine over a 15-word window instead of the
+    Universal Sentence Encoder's angular 0.8408 (same number, different encoder and metric: not
+    calibrated to match); no part-of-speech constraint (its tagger needs a download);
+    untargeted goal; greedy search by deletion importance (as published). Success rates are not
+    comparable with the published TextFooler's.
+    """
+    from attacks.embeddings import model_word_embedding
+
+    textattack = load_textattack()
+    embedding = model_word_embedding(model_wrapper.classifier, neighbours=50)
+    tc = textattack.constraints
+    constraints = [tc.pre_transformation.RepeatModification(),
+                   tc.pre_transformation.StopwordModification(),
+                   tc.semantics.WordEmbeddingDistance(embedding=embedding, min_cos_sim=0.5),
+                   _sentence_similarity(0.84)]
+    attack = textattack.Attack(
+        textattack.goal_functions.UntargetedClassification(model_wrapper), constraints,
+        textattack.transformations.WordSwapEmbedding(max_candidates=50, embedding=embedding),
+        textattack.search_methods.GreedyWordSwapWIR(wir_method="delete"))
+    return _built("textfooler-offline", attack, query_budget)
+
+
+def a2t_offline(model_wrapper: Any, *, query_budget: int | None = None) -> BuiltRecipe:
+    """A2T-like, offline: a cheap attack meant for adversarial training.
+
+    After Yoo & Qi (2021), "Towards Improving Adversarial Training of NLP Models",
+    arXiv:2109.00544. Constraint set: swaps with the 20 nearest words in the model's own embedding space (the
+    paper: counter-fitted embeddings); word-embedding cosine similarity >= 0.8 (as published);
+    at most 10% of words modified, at least 2 allowed (as published); no word modified twice; no
+    stopword modified; sentence similarity >= 0.9 by all-MiniLM-L6-v2 cosine (the paper: a
+    DistilRoBERTa SBERT, 0.9); no part-of-speech constraint; greedy search by *deletion*
+    importance (the paper ranks by gradient, which this runner's wrapper does not expose).
+    """
+    from attacks.embeddings import model_word_embedding
+
+    textattack = load_textattack()
+    embedding = model_word_embedding(model_wrapper.classifier, neighbours=20)
+    tc = textattack.constraints
+    constraints = [tc.pre_transformation.RepeatModification(),
+                   tc.pre_transformation.StopwordModification(),
+                   tc.pre_transformation.MaxModificationRate(max_rate=0.1, min_threshold=2),
+                   tc.semantics.WordEmbeddingDistance(embedding=embedding, min_cos_sim=0.8),
+                   _sentence_similarity(0.9)]
+    attack = textattack.Attack(
+        textattack.goal_functions.UntargetedClassification(model_wrapper), constraints,
+        textattack.transformations.WordSwapEmbedding(max_candidates=20, embedding=embedding),
+        textattack.search_methods.GreedyWordSwapWIR(wir_method="delete"))
+    return _built("a2t-offline", attack, query_budget)
+
+
 def _offline() -> bool:
     return any(os.environ.get(v, "").lower() in {"1", "true", "yes", "on"}
                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def _published(name: str, recipe_class: str, needs: str, model_wrapper: Any,
-               query_budget: int | None) -> BuiltRecipe:
+               query_budget: int | None, alternative: str) -> BuiltRecipe:
     if _offline():
         raise ConfigError(
             f"{name} as published needs {needs}, which are fetched from the network; downloads "
             "are disabled (HF_HUB_OFFLINE=1). Run it on a connected machine once to fill the "
-            "caches, or use an offline recipe: deepwordbug, pruthi, input-reduction")
+            f"caches, or use an offline recipe: {alternative}")
     textattack = load_textattack()
     attack = getattr(textattack.attack_recipes, recipe_class).build(model_wrapper)
     return _built(name, attack, query_budget)
@@ -133,22 +199,23 @@ def textfooler(model_wrapper: Any, *, query_budget: int | None = None) -> BuiltR
     """
     return _published("textfooler", "TextFoolerJin2019",
                       "counter-fitted embeddings and the Universal Sentence Encoder",
-                      model_wrapper, query_budget)
+                      model_wrapper, query_budget, "textfooler-offline")
 
 
 def a2t(model_wrapper: Any, *, query_budget: int | None = None) -> BuiltRecipe:
     """A2T: Yoo & Qi (2021), arXiv:2109.00544, as published (needs embeddings and SBERT)."""
     return _published("a2t", "A2TYoo2021", "counter-fitted embeddings and a hub SBERT model",
-                      model_wrapper, query_budget)
+                      model_wrapper, query_budget, "a2t-offline")
 
 
 def bae(model_wrapper: Any, *, query_budget: int | None = None) -> BuiltRecipe:
     """BAE: Garg & Ramakrishnan (2019), arXiv:2004.01970, as published (BERT MLM, USE)."""
     return _published("bae", "BAEGarg2019", "a hub BERT masked LM and the Universal Sentence "
-                      "Encoder", model_wrapper, query_budget)
+                      "Encoder", model_wrapper, query_budget,
+                      "textfooler-offline (no offline masked LM ships, so no BAE-like recipe)")
 
 
 def checklist(model_wrapper: Any, *, query_budget: int | None = None) -> BuiltRecipe:
     """CheckList: Ribeiro et al. (2020), ACL, as published (flair NER tagger, name lists)."""
     return _published("checklist", "CheckList2020", "a flair NER tagger and name lists",
-                      model_wrapper, query_budget)
+                      model_wrapper, query_budget, "deepwordbug, pruthi")

@@ -66,7 +66,7 @@ def test_every_recipe_builds_or_says_what_is_missing(name: str, clf: HFClassifie
     wrapper = CachingModelWrapper(clf)
     builder = RECIPES.get(name)
     if name in {"textfooler", "a2t", "bae", "checklist"}:
-        with pytest.raises(ConfigError, match=r"HF_HUB_OFFLINE=1.*deepwordbug"):
+        with pytest.raises(ConfigError, match=r"HF_HUB_OFFLINE=1.*use an offline recipe"):
             builder(wrapper)  # type: ignore[operator]
         return
     try:
@@ -77,6 +77,18 @@ def test_every_recipe_builds_or_says_what_is_missing(name: str, clf: HFClassifie
     assert built.name == name and built.constraint_set.startswith(f"{name}:")
     assert built.attack.goal_function.query_budget == 100
     assert RECIPES.get(name).__doc__ and "20" in RECIPES.get(name).__doc__  # cites the paper
+
+
+def test_offline_textfooler_substitutes_words(clf: HFClassifier, correct_data: TextDataset
+                                              ) -> None:
+    run = run_attack(clf, correct_data, "textfooler-offline", n=6, progress=False)
+    assert run.constraint_set.startswith("textfooler-offline:")
+    attempted = [r for r in run.records if r.status != "skipped"]
+    assert attempted and all(r.queries > 0 for r in attempted)
+    for record in attempted:
+        if record.status == "successful":  # whole words swapped: the word count stays
+            assert len(record.perturbed_text.split()) == len(record.original_text.split())
+            assert record.words_perturbed >= 1 and record.perturbed_text != record.original_text
 
 
 def test_wrapper_matches_textattack_and_caches(clf: HFClassifier,
