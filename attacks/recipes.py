@@ -150,12 +150,13 @@ def a2t_offline(model_wrapper: Any, *, query_budget: int | None = None) -> Built
     """A2T-like, offline: a cheap attack meant for adversarial training.
 
     After Yoo & Qi (2021), "Towards Improving Adversarial Training of NLP Models",
-    arXiv:2109.00544. Constraint set: swaps with the 20 nearest words in the model's own embedding space (the
-    paper: counter-fitted embeddings); word-embedding cosine similarity >= 0.8 (as published);
-    at most 10% of words modified, at least 2 allowed (as published); no word modified twice; no
-    stopword modified; sentence similarity >= 0.9 by all-MiniLM-L6-v2 cosine (the paper: a
-    DistilRoBERTa SBERT, 0.9); no part-of-speech constraint; greedy search by *deletion*
-    importance (the paper ranks by gradient, which this runner's wrapper does not expose).
+    arXiv:2109.00544. Constraint set: swaps with the 20 nearest words in the model's own
+    embedding space (the paper: counter-fitted embeddings); word-embedding cosine similarity >=
+    0.8 (as published); at most 10% of words modified, at least 2 allowed (as published); no
+    word modified twice; no stopword modified; sentence similarity >= 0.9 by all-MiniLM-L6-v2
+    cosine (the paper: a DistilRoBERTa SBERT, 0.9); no part-of-speech constraint; greedy search
+    by *deletion* importance (the paper ranks by gradient, which this runner's wrapper does not
+    expose).
     """
     from attacks.embeddings import model_word_embedding
 
