@@ -16,15 +16,15 @@ that counts as a pass or a failure.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from eval_suites.stats import _z
+from guard.config import build_model, read_toml
 from guard.errors import ConfigError
 
 Outcome = Literal["pass", "fail", "inconclusive"]
@@ -92,17 +92,7 @@ class GatePolicy(BaseModel):
         Raises:
             ConfigError: Naming the file and the location of every invalid or unknown key.
         """
-        file = Path(path)
-        try:
-            raw = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read policy {file}: {exc}") from exc
-        try:
-            policy = cls(**raw)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}"
-                                 for e in exc.errors())
-            raise ConfigError(f"invalid policy {file}: {problems}") from None
+        policy = build_model(cls, read_toml(path, what="policy"), what=f"policy {path}")
         policy.suites()  # every metric must belong to a known suite
         return policy
 

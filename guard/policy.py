@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from guard.errors import ConfigError
+from guard.config import build_model, read_toml
 
 Action = Literal["block", "redact"]
 
@@ -66,14 +65,4 @@ class Policy(BaseModel):
         Raises:
             ConfigError: If the file cannot be read or holds invalid values.
         """
-        file = Path(path)
-        try:
-            raw = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read policy {file}: {exc}") from exc
-        try:
-            return cls(**raw)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                 for e in exc.errors())
-            raise ConfigError(f"invalid policy {file}: {problems}") from None
+        return build_model(cls, read_toml(path, what="policy"), what=f"policy {path}")

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from guard.data import BUNDLED, bundled_dir, load_splits
-from guard.errors import DataError, ModelNotFoundError
+from guard.errors import DataError
 from guard.models.responder import RESPONSES_FILE
 from guard.models.source import (
     default_backbone_path,
-    hub_load_error,
+    load_pretrained,
     pick_device,
-    prefers_safetensors,
     resolve_model,
     transformers_errors_only,
 )
@@ -74,7 +73,7 @@ def fine_tune(
         ModelNotFoundError: If the backbone cannot be found or loaded.
         ConfigError: If ``out`` cannot be written.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     out_path = Path(out).expanduser().resolve()
     check_writable_out(out_path)  # fail before minutes of training, not after
@@ -84,28 +83,14 @@ def fine_tune(
         raise DataError(f"{config.data}: too few rows to hold out a validation split")
     source = resolve_model(_backbone(config), revision=config.revision)
     labels = list(splits.label_names)
-    kwargs: dict[str, Any] = {
-        "revision": source.revision,
-        "trust_remote_code": config.trust_remote_code,
-        "local_files_only": source.kind == "local" or source.offline,
-    }
     seed_everything(config.seed)  # the new classification head is initialised randomly
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
-        with transformers_errors_only():  # it warns that the new head is untrained: we know
-            model = AutoModelForSequenceClassification.from_pretrained(
-                source.location,
-                num_labels=len(labels),
-                id2label=dict(enumerate(labels)),
-                label2id={label: i for i, label in enumerate(labels)},
-                ignore_mismatched_sizes=True,  # a fresh head for our labels
-                use_safetensors=prefers_safetensors(source),
-                **kwargs,
-            )
-    except (OSError, ValueError) as exc:
-        if source.kind == "hub":
-            raise hub_load_error(source, exc) from exc
-        raise ModelNotFoundError(f"could not load backbone {source.location!r}: {exc}") from exc
+    with transformers_errors_only():  # it warns that the new head is untrained: we know
+        tokenizer, model = load_pretrained(
+            AutoModelForSequenceClassification, source, what="a backbone",
+            trust_remote_code=config.trust_remote_code,
+            num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            ignore_mismatched_sizes=True)  # a fresh head for our labels
     device = pick_device(config.device)
     model.to(device)
     trainer = Trainer(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from guard.errors import ConfigError
+from guard.config import build_model, read_toml
 
 
 class TrainConfig(BaseModel):
@@ -46,18 +45,6 @@ class TrainConfig(BaseModel):
         Raises:
             ConfigError: If the file cannot be read or a value is invalid or unknown.
         """
-        values: dict[str, Any] = {}
-        if file is not None:
-            path = Path(file)
-            try:
-                values.update(tomllib.loads(path.read_text(encoding="utf-8")))
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ConfigError(f"cannot read training config {path}: {exc}") from exc
+        values = read_toml(file, what="training config") if file is not None else {}
         values.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigError(f"invalid training config: {problems}") from None
+        return build_model(cls, values, what="training config")

@@ -284,6 +284,13 @@ def _split_files(folder: Path) -> dict[str, Path]:
     return found
 
 
+def _locate(data: str | Path, text_column: str, label_column: str) -> tuple[Path, str, str]:
+    """The folder or file behind ``data``, and the columns to read (fixed for the bundled set)."""
+    if str(data) == BUNDLED:
+        return bundled_dir(), "text", "label"
+    return Path(data).expanduser(), text_column, label_column
+
+
 def _combine_fingerprints(parts: Sequence[TextDataset | None]) -> str:
     digest = hashlib.sha256()
     for part in parts:
@@ -309,10 +316,7 @@ def load_splits(
         DataError: If the data cannot be read or validated, or a split holds labels the training
             split does not.
     """
-    if str(data) == BUNDLED:
-        folder, text_column, label_column = bundled_dir(), "text", "label"
-    else:
-        folder = Path(data).expanduser()
+    folder, text_column, label_column = _locate(data, text_column, label_column)
     if folder.is_dir():
         files = _split_files(folder)
         train = load_file(files["train"], text_column=text_column, label_column=label_column)
@@ -362,10 +366,7 @@ def load_eval_data(
     Raises:
         DataError: If the data cannot be read or validated.
     """
-    if str(data) == BUNDLED:
-        folder, text_column, label_column = bundled_dir(), "text", "label"
-    else:
-        folder = Path(data).expanduser()
+    folder, text_column, label_column = _locate(data, text_column, label_column)
     if folder.is_dir():
         files = _split_files(folder)
         if split not in files:

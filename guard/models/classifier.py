@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from guard.errors import ModelNotFoundError
 from guard.models.source import (
     ModelSource,
-    hub_load_error,
+    load_pretrained,
     pick_device,
-    prefers_safetensors,
     resolve_model,
     token_limit,
 )
@@ -87,25 +85,12 @@ class HFClassifier:
         Raises:
             ModelNotFoundError: If the model cannot be found or loaded.
         """
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
         source = resolve_model(model, revision=revision)
-        kwargs: dict[str, Any] = {
-            "revision": source.revision,
-            "trust_remote_code": trust_remote_code,
-            "local_files_only": source.kind == "local" or source.offline,
-        }
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
-            net = AutoModelForSequenceClassification.from_pretrained(
-                source.location, use_safetensors=prefers_safetensors(source), **kwargs
-            )
-        except (OSError, ValueError) as exc:
-            if source.kind == "hub":
-                raise hub_load_error(source, exc) from exc
-            raise ModelNotFoundError(
-                f"could not load a sequence classifier from {source.location!r}: {exc}"
-            ) from exc
+        tokenizer, net = load_pretrained(AutoModelForSequenceClassification, source,
+                                         what="a sequence classifier",
+                                         trust_remote_code=trust_remote_code)
         net.to(pick_device(device))
         return cls(net, tokenizer, max_length=max_length, batch_size=batch_size, source=source)
 

@@ -6,14 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guard.errors import ConfigError, ModelNotFoundError
-from guard.models.source import (
-    ModelSource,
-    hub_load_error,
-    pick_device,
-    prefers_safetensors,
-    resolve_model,
-)
+from guard.errors import ConfigError
+from guard.models.source import ModelSource, load_pretrained, pick_device, resolve_model
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -86,26 +80,13 @@ class HFGenerator:
         Raises:
             ModelNotFoundError: If the model cannot be found or loaded.
         """
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         source = resolve_model(model, revision=revision)
-        kwargs: dict[str, Any] = {
-            "revision": source.revision,
-            "trust_remote_code": trust_remote_code,
-            "local_files_only": source.kind == "local" or source.offline,
-        }
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
-            net = AutoModelForCausalLM.from_pretrained(
-                source.location, use_safetensors=prefers_safetensors(source), **kwargs
-            )
-        except (OSError, ValueError) as exc:
-            if source.kind == "hub":
-                raise hub_load_error(source, exc) from exc
-            raise ModelNotFoundError(
-                f"could not load a causal language model from {source.location!r}: {exc}"
-            ) from exc
-        net.to(pick_device(device))  # type: ignore[arg-type]
+        tokenizer, net = load_pretrained(AutoModelForCausalLM, source,
+                                         what="a causal language model",
+                                         trust_remote_code=trust_remote_code)
+        net.to(pick_device(device))
         return cls(net, tokenizer, source=source, **options)
 
     def generate(self, prompts: Sequence[str]) -> list[str]:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from guard.errors import ConfigError, MissingExtraError, ModelNotFoundError
 
@@ -163,3 +163,46 @@ def pick_device(device: str) -> str:
             f"device {device!r} was requested but CUDA is not available; use --device cpu"
         )
     return device
+
+
+def load_pretrained(
+    auto_class: Any,
+    source: ModelSource,
+    *,
+    what: str,
+    trust_remote_code: bool = False,
+    **model_options: Any,
+) -> tuple[Any, Any]:
+    """Load ``(tokenizer, model)`` with one ``transformers`` auto class, the safe way.
+
+    Local folders and offline mode never touch the network; safetensors weights are used when
+    a local folder has them; ``trust_remote_code`` is passed through (off by default).
+
+    Args:
+        auto_class: E.g. ``AutoModelForSequenceClassification``.
+        source: Where the model is.
+        what: What is being loaded, for the error message ("a sequence classifier").
+        trust_remote_code: Run code shipped with a hub model.
+        **model_options: Passed to the model's ``from_pretrained`` (``num_labels``, ...).
+
+    Raises:
+        ModelNotFoundError: Saying what to do, when the model cannot be loaded.
+    """
+    from transformers import AutoTokenizer
+
+    common: dict[str, Any] = {
+        "revision": source.revision,
+        "trust_remote_code": trust_remote_code,
+        "local_files_only": source.kind == "local" or source.offline,
+    }
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.location, **common)
+        model = auto_class.from_pretrained(
+            source.location, use_safetensors=prefers_safetensors(source), **common,
+            **model_options)
+    except (OSError, ValueError) as exc:
+        if source.kind == "hub":
+            raise hub_load_error(source, exc) from exc
+        raise ModelNotFoundError(f"could not load {what} from {source.location!r}: {exc}") \
+            from exc
+    return tokenizer, model

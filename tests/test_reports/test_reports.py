@@ -73,9 +73,11 @@ def test_results_frame(gated_run: Path) -> None:
 
 
 def test_replay_matches(gated_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # timings from 10 requests on a tiny model are noise: judge them loosely here
+    # timings from 10 requests on a tiny model are noise (and a busy machine makes single
+    # requests 100x slower): this test is about hashes and deterministic metrics, timing
+    # tolerance has its own test below
     code = main(["eval", "--replay", str(gated_run / "manifest.json"),
-                 "--timing-tolerance", "100"])
+                 "--timing-tolerance", "1000000"])
     out = capsys.readouterr().out
     assert "replay MATCHES" in out and code == 0
     assert "same      accuracy/accuracy" in out
