@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +61,9 @@ class HFClassifier:
         id2label = model.config.id2label or {}
         self._labels = tuple(str(id2label[i]) for i in range(len(id2label)))
         self._fingerprint: str | None = None
+        # Fast (Rust) tokenizers reconfigure padding/truncation per call and raise "Already
+        # borrowed" when two threads do so at once; the model itself is safe to share.
+        self._tokenizer_lock = threading.Lock()
 
     @classmethod
     def from_pretrained(
@@ -113,10 +117,11 @@ class HFClassifier:
 
     def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Tokenize a batch, padded to its longest member (never to the model maximum)."""
-        batch = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_length,
-            return_tensors="pt",
-        )
+        with self._tokenizer_lock:
+            batch = self.tokenizer(
+                list(texts), padding=True, truncation=True, max_length=self.max_length,
+                return_tensors="pt",
+            )
         return {name: tensor.to(self.model.device) for name, tensor in batch.items()}
 
     def logits(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,7 @@ class DetoxifyScorer:
                                                            dtype=torch.qint8)
         self.model = model.to(target)
         self._device = target
+        self._tokenizer_lock = threading.Lock()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.max_length = token_limit(config, max_length)
@@ -207,8 +209,10 @@ class DetoxifyScorer:
         out = np.empty((len(texts), len(self._categories)), dtype=np.float64)
         with torch.inference_mode():
             for idx in length_sorted_batches(texts, self.batch_size):
-                batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                       max_length=self.max_length, return_tensors="pt")
+                with self._tokenizer_lock:  # fast tokenizers are not safe across threads
+                    batch = self.tokenizer([texts[i] for i in idx], padding=True,
+                                           truncation=True, max_length=self.max_length,
+                                           return_tensors="pt")
                 logits = self.model(**batch.to(self._device)).logits
                 out[idx] = torch.sigmoid(logits.float()).cpu().numpy()
         return {category: out[:, k] for k, category in enumerate(self._categories)}

@@ -157,6 +157,28 @@ def test_concurrent_callers_get_their_own_decisions(default_guard: OutputGuard) 
         assert shown == expected, k
 
 
+@pytest.mark.parametrize("backend", ["hf", "detoxify"])
+def test_concurrent_callers_with_transformer_scorers(backend: str, tiny_classifier_dir: Path,
+                                                     detoxify_checkpoint: Path) -> None:
+    from guard.scorers import build_scorer
+
+    options = {"hf": {"model": str(tiny_classifier_dir)},
+               "detoxify": {"checkpoint": str(detoxify_checkpoint)}}[backend]
+    guard = OutputGuard(build_scorer(backend, device="cpu", **options))
+    texts = [f"message number {k} " + "word " * (k % 7) for k in range(64)]
+    expected = [d.scores for d in guard.check(texts)]
+
+    def call(k: int) -> tuple[int, dict[str, float], str | None]:
+        [decision] = guard.check([texts[k]])
+        return k, decision.scores, decision.error
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(call, list(range(64)) * 3))
+    assert all(error is None for _, _, error in results)  # no tokenizer races
+    for k, scores, _ in results:
+        assert scores == pytest.approx(expected[k], abs=1e-5)
+
+
 def test_wrap_checks_strings_lists_and_pipeline_outputs(default_guard: OutputGuard) -> None:
     safe = default_guard.policy.safe_message
     assert default_guard.wrap(lambda p: f"{p}, you idiot")("hi") == safe
