@@ -253,6 +253,18 @@ def paired_bootstrap_difference(candidate: np.ndarray, baseline: np.ndarray, q: 
     return diff, float(min(low, diff)), float(max(high, diff))
 
 
+def _per_item(metric: str, details: dict[str, Any]) -> list[float] | None:
+    """Per-item 0/1 outcomes behind a proportion metric, when the suite stored them."""
+    if metric in _PAIRED_PROPORTIONS:
+        values: list[float] = details[_PAIRED_PROPORTIONS[metric]]
+        return values
+    base, _, recipe = metric.partition("/")
+    if base == "accuracy_under_attack" and recipe in details.get("recipes", {}):
+        robust: list[float] = details["recipes"][recipe]["robust"]
+        return robust
+    return None
+
+
 def _margin_check(metric: str, suite: str, margin: float, confidence: float,
                   candidate: dict[str, Any], baseline: dict[str, Any]) -> GateCheck:
     cand_item, cand_details = _metric(candidate, suite, metric)
@@ -261,9 +273,12 @@ def _margin_check(metric: str, suite: str, margin: float, confidence: float,
         raise ConfigError("baseline and candidate were evaluated on different data; a paired "
                           "comparison needs the same items")
     higher_is_better = bool(cand_item["higher_is_better"])
-    if metric in _PAIRED_PROPORTIONS:
-        key = _PAIRED_PROPORTIONS[metric]
-        cand, base = (np.asarray(d[key], dtype=np.float64) for d in (cand_details, base_details))
+    cand_items, base_items = _per_item(metric, cand_details), _per_item(metric, base_details)
+    if cand_items is not None and base_items is not None:
+        cand, base = np.asarray(cand_items, dtype=np.float64), np.asarray(base_items,
+                                                                           dtype=np.float64)
+        if len(cand) != len(base):
+            raise ConfigError("baseline and candidate have different numbers of items")
         diff, low, high = paired_proportion_difference(cand, base, confidence=confidence)
         method = "paired proportions (McNemar-type interval)"
     elif metric in _PAIRED_LATENCY:
@@ -278,9 +293,8 @@ def _margin_check(metric: str, suite: str, margin: float, confidence: float,
     else:
         raise ConfigError(
             f"no paired comparison for {metric!r}; margins work for "
-            f"{sorted([*_PAIRED_PROPORTIONS, *_PAIRED_LATENCY])}. Use min/max for it")
-    if len(cand) != len(base):
-        raise ConfigError("baseline and candidate have different numbers of items")
+            f"{sorted([*_PAIRED_PROPORTIONS, *_PAIRED_LATENCY])} and "
+            "accuracy_under_attack/<recipe>. Use min/max for it")
     interval = f"interval [{low:+.4g}, {high:+.4g}]"
     if higher_is_better:  # worse means lower: the difference must stay above -margin
         outcome: Outcome = ("pass" if low > -margin else "fail" if high < -margin

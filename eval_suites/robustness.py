@@ -104,6 +104,8 @@ class RobustnessSuite(Suite):
                 "constraint_set": run.constraint_set,
                 "counts": {s: status.count(s) for s in sorted(set(status))},
                 "attack_succeeded": [int(s == "successful") for s in status],
+                # 1 where the model is still right after the attack: paired gate comparisons
+                "robust": [int(s not in ("successful", "skipped")) for s in status],
                 "median_queries": float(np.median([r.queries for r in records])),
             }
             # the smallest perturbations that flipped the model: the report's worst examples

@@ -28,9 +28,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--config", default=None, help="TOML file with training settings")
     parser.add_argument("--text-column", default=None, help="text column of user data (text)")
     parser.add_argument("--label-column", default=None, help="label column of user data (label)")
-    parser.add_argument("--epochs", type=int, default=None, help="most epochs (12)")
+    parser.add_argument("--epochs", type=int, default=None, help="most epochs (8)")
     parser.add_argument("--patience", type=int, default=None,
-                        help="epochs without validation gain before stopping (3)")
+                        help="epochs without validation gain before stopping (2)")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (16)")
     parser.add_argument("--learning-rate", type=float, default=None, help="peak learning rate")
     parser.add_argument("--max-length", type=int, default=None, help="truncate to N tokens (64)")

@@ -137,3 +137,18 @@ def test_confidence_mismatch_is_refused() -> None:
     policy = GatePolicy(confidence=0.99, metrics={"accuracy": {"min": 0.9}})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="95% intervals but the policy asks for 99%"):
         evaluate_gate(policy, doc)
+
+
+def test_margin_on_accuracy_under_attack_is_paired_per_recipe() -> None:
+    def doc(robust: list[int]) -> dict[str, Any]:
+        return _document({"accuracy_under_attack/deepwordbug": (sum(robust) / 40, 0, 1, 40)},
+                         suite="robustness",
+                         details={"recipes": {"deepwordbug": {"robust": robust}}})
+
+    policy = _policy(**{"accuracy_under_attack/deepwordbug": {"margin": 0.05}})
+    hardened, released = doc([1] * 30 + [0] * 10), doc([1] * 10 + [0] * 30)
+    assert evaluate_gate(policy, hardened, released).checks[0].outcome == "pass"
+    assert evaluate_gate(policy, released, hardened).checks[0].outcome == "fail"
+    with pytest.raises(ConfigError, match="no paired comparison for 'macro_f1'"):
+        evaluate_gate(_policy(macro_f1={"margin": 0.01}), _document({"macro_f1": (0.9, 0.8, 1, 9)}),
+                      _document({"macro_f1": (0.9, 0.8, 1, 9)}))
