@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from guard.data import TextDataset
 
 
 @dataclass
@@ -23,6 +26,8 @@ class TrainerState:
         best_metric: Best validation accuracy so far.
         best_epoch: Epoch that reached it.
         log_history: One dict per epoch with its losses and metrics.
+        augmented: Extra examples trained on in the current epoch besides the training data
+            (set by callbacks in ``on_epoch_begin``, e.g. adversarial examples).
     """
 
     epoch: int = 0
@@ -31,6 +36,7 @@ class TrainerState:
     best_metric: float | None = None
     best_epoch: int | None = None
     log_history: list[dict[str, float]] = field(default_factory=list)
+    augmented: TextDataset | None = None
 
 
 @dataclass
@@ -42,6 +48,9 @@ class TrainerControl:
 
 class TrainerCallback:
     """Base callback: override the events you need. Every event gets the state and the control."""
+
+    def bind(self, trainer: Any) -> None:
+        """Called once by the trainer it is given to (callbacks that need the model keep it)."""
 
     def on_train_begin(self, state: TrainerState, control: TrainerControl) -> None:
         """Before the first epoch."""
@@ -116,6 +125,8 @@ class ProgressCallback(TrainerCallback):
         self._correct += correct
         self._seen += seen
         if self._bar is not None:
+            if self._bar.n >= self._bar.total:  # an epoch enlarged with adversarial examples
+                self._bar.total = self._bar.n + 1
             self._bar.update(1)
             self._bar.set_postfix(loss=f"{self._loss / self._seen:.3f}",
                                   acc=f"{self._correct / self._seen:.3f}")

@@ -1,4 +1,4 @@
-"""Clean fine-tuning of an intent classifier, from data and backbone to a checkpoint folder."""
+"""Fine-tuning of an intent classifier (clean or adversarial), from data to a checkpoint folder."""
 
 from __future__ import annotations
 
@@ -93,9 +93,14 @@ def fine_tune(
             ignore_mismatched_sizes=True)  # a fresh head for our labels
     device = pick_device(config.device)
     model.to(device)
+    adversarial = None
+    if config.mode == "adversarial":
+        from training.adversarial import AdversarialAugmentationCallback
+
+        adversarial = AdversarialAugmentationCallback(config)
     trainer = Trainer(
         model, tokenizer, train=splits.train, validation=splits.validation, config=config,
-        callbacks=(ProgressCallback(enabled=progress),
+        callbacks=(*((adversarial,) if adversarial else ()), ProgressCallback(enabled=progress),
                    EarlyStoppingCallback(patience=config.patience, min_delta=config.min_delta),
                    *callbacks),
     )
@@ -137,6 +142,14 @@ def fine_tune(
         },
         "history": state.log_history,
     }
+    if adversarial is not None:
+        manifest["adversarial"] = {
+            "recipe": config.adv_recipe, "fraction": config.adv_fraction,
+            "clean_epochs": config.adv_clean_epochs, "every": config.adv_every,
+            "query_budget": config.adv_query_budget, "rounds": adversarial.rounds,
+            "constraint_set": adversarial.rounds[0]["constraint_set"]
+            if adversarial.rounds else None,
+        }
     responses = _bundled_responses(config)
     extra = {RESPONSES_FILE: responses} if responses is not None else {}
     folder = write_checkpoint(out_path, model=model, tokenizer=tokenizer, manifest=manifest,

@@ -24,7 +24,8 @@ class TrainConfig(BaseModel):
     data: str = Field("bundled", description="'bundled', a data folder or a single file")
     text_column: str = "text"
     label_column: str = "label"
-    mode: Literal["clean"] = "clean"
+    mode: Literal["clean", "adversarial"] = Field(
+        "clean", description="clean, or adversarial (A2T-style augmentation with attacks)")
     epochs: int = Field(8, ge=1, le=1000, description="most epochs; early stopping may end sooner")
     patience: int = Field(2, ge=1, description="epochs without validation improvement before stop")
     min_delta: float = Field(0.0, ge=0.0, description="smallest validation gain that counts")
@@ -33,6 +34,12 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.01, ge=0.0)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     max_length: int = Field(64, ge=8, le=4096, description="longer texts are truncated")
+    adv_recipe: str = Field("deepwordbug", description="attack recipe for adversarial mode")
+    adv_fraction: float = Field(0.2, gt=0.0, le=1.0,
+                                description="share of training examples attacked per round")
+    adv_clean_epochs: int = Field(1, ge=0, description="clean epochs before the first attack")
+    adv_every: int = Field(1, ge=1, description="epochs between attack rounds")
+    adv_query_budget: int | None = Field(200, ge=1, description="queries per attacked example")
     seed: int = 0
     device: str = "auto"
     revision: str | None = None

@@ -69,6 +69,8 @@ class Trainer:
             raise DataError(f"training labels {unknown} are not among the model's labels")
         self.state = TrainerState()
         self.control = TrainerControl()
+        for callback in self.callbacks:
+            callback.bind(self)
 
     def _encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         batch = self.tokenizer(list(texts), padding=True, truncation=True,
@@ -121,28 +123,40 @@ class Trainer:
         cfg = self.config
         seed_everything(cfg.seed)
         order_rng = torch.Generator().manual_seed(cfg.seed)
-        n = len(self.train_data)
-        steps_per_epoch = math.ceil(n / cfg.batch_size)
+        steps_per_epoch = math.ceil(len(self.train_data) / cfg.batch_size)
         self.state.max_steps = steps_per_epoch * cfg.epochs
         optimizer = self._optimizer()
-        scheduler = get_linear_schedule_with_warmup(
+        # Linear warm-up and decay as in transformers, driven by progress through the epochs,
+        # so epochs enlarged with adversarial examples keep the planned shape. With plain
+        # epochs the virtual step is exactly the optimiser step count.
+        virtual_step = [0.0]
+        shape = get_linear_schedule_with_warmup(
             optimizer, int(cfg.warmup_ratio * self.state.max_steps), self.state.max_steps
-        )
+        ).lr_lambdas[0]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda _: float(shape(virtual_step[0])))
         best_weights: dict[str, torch.Tensor] | None = None
         self._emit("on_train_begin")
-        for _ in range(cfg.epochs):
+        for epoch in range(cfg.epochs):
+            self.state.augmented = None
             self._emit("on_epoch_begin")
             self.model.train()
+            texts, labels = list(self.train_data.texts), list(self.train_data.labels)
+            if self.state.augmented is not None:
+                texts += self.state.augmented.texts
+                labels += self.state.augmented.labels
+            n = len(texts)
+            batches = math.ceil(n / cfg.batch_size)
             perm = torch.randperm(n, generator=order_rng).tolist()
             epoch_loss = 0.0
-            for start in range(0, n, cfg.batch_size):
+            for batch, start in enumerate(range(0, n, cfg.batch_size)):
                 idx = perm[start : start + cfg.batch_size]
-                targets = self._targets([self.train_data.labels[i] for i in idx])
-                out = self.model(**self._encode([self.train_data.texts[i] for i in idx]),
-                                 labels=targets)
+                targets = self._targets([labels[i] for i in idx])
+                out = self.model(**self._encode([texts[i] for i in idx]), labels=targets)
                 out.loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
                 optimizer.step()
+                virtual_step[0] = (epoch * batches + batch + 1) * steps_per_epoch / batches
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 self.state.global_step += 1
@@ -153,7 +167,8 @@ class Trainer:
             val_loss, val_accuracy = self.evaluate(self.validation)
             self.state.epoch += 1
             metrics = {"epoch": float(self.state.epoch), "train_loss": epoch_loss / n,
-                       "val_loss": val_loss, "val_accuracy": val_accuracy}
+                       "val_loss": val_loss, "val_accuracy": val_accuracy,
+                       "examples": float(n)}
             self.state.log_history.append(metrics)
             if self.state.best_metric is None or val_accuracy > self.state.best_metric:
                 self.state.best_metric = val_accuracy

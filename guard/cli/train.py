@@ -10,7 +10,7 @@ def add_parser(commands: Any) -> None:
     """Register the ``train`` subcommand."""
     parser = commands.add_parser(
         "train",
-        help="fine-tune an intent classifier (clean mode)",
+        help="fine-tune an intent classifier (clean or adversarial mode)",
         description=(
             "Fine-tune a sequence classifier with dynamic padding, a fixed seed and validation-"
             "based early stopping. Writes safetensors weights, the tokenizer and manifest.json "
@@ -34,6 +34,14 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (16)")
     parser.add_argument("--learning-rate", type=float, default=None, help="peak learning rate")
     parser.add_argument("--max-length", type=int, default=None, help="truncate to N tokens (64)")
+    parser.add_argument("--mode", choices=("clean", "adversarial"), default=None,
+                        help="clean (default) or adversarial: attack part of the training data "
+                             "each epoch and train on the successes too (needs the attacks extra)")
+    parser.add_argument("--adv-recipe", default=None, help="attack recipe (deepwordbug)")
+    parser.add_argument("--adv-fraction", type=float, default=None,
+                        help="share of training examples attacked per round (0.2)")
+    parser.add_argument("--adv-clean-epochs", type=int, default=None,
+                        help="clean epochs before the first attack round (1)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (0)")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--trust-remote-code", action="store_true", default=None,
@@ -52,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, model=args.model, text_column=args.text_column,
         label_column=args.label_column, epochs=args.epochs, patience=args.patience,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
-        max_length=args.max_length, seed=args.seed, device=args.device,
+        max_length=args.max_length, seed=args.seed, device=args.device, mode=args.mode,
+        adv_recipe=args.adv_recipe, adv_fraction=args.adv_fraction,
+        adv_clean_epochs=args.adv_clean_epochs,
         trust_remote_code=args.trust_remote_code,
     )
     result = fine_tune(config, out=args.out, progress=not args.quiet)

@@ -95,3 +95,26 @@ def test_config_precedence_and_unknown_keys(tmp_path: Path) -> None:
         TrainConfig.from_sources(toml)
     with pytest.raises(ConfigError, match="learning_rate"):
         TrainConfig.from_sources(None, learning_rate=-1.0)
+
+
+def test_adversarial_mode_trains_on_successful_attacks(tmp_path: Path,
+                                                        tiny_classifier_dir: Path) -> None:
+    config = TrainConfig(model=str(tiny_classifier_dir), mode="adversarial", epochs=2,
+                         patience=5, batch_size=64, max_length=32, adv_clean_epochs=0,
+                         adv_every=1, adv_fraction=0.1, adv_query_budget=100)
+    manifest = fine_tune(config, out=tmp_path / "adv", progress=False).manifest
+    rounds = manifest["adversarial"]["rounds"]
+    assert [r["epoch"] for r in rounds] == [1, 2] and all(r["attacked"] == 84 for r in rounds)
+    assert sum(r["successful"] for r in rounds) > 0
+    assert manifest["adversarial"]["constraint_set"].startswith("deepwordbug:")
+    n_train = manifest["data"]["n_train"]
+    for epoch, round_ in zip(manifest["history"], rounds, strict=True):
+        assert epoch["examples"] == n_train + round_["successful"]  # really trained on them
+
+
+def test_adversarial_mode_rejects_unknown_recipe(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    from guard.errors import UnknownNameError
+
+    config = TrainConfig(model=str(tiny_bert_dir), mode="adversarial", adv_recipe="deepwordbog")
+    with pytest.raises(UnknownNameError, match="Did you mean 'deepwordbug'"):
+        fine_tune(config, out=tmp_path / "x", progress=False)
