@@ -1,4 +1,4 @@
-"""Fine-tuning loops. This issue's mode is ``clean``; adversarial and DP modes build on the loop.
+"""Fine-tuning: one loop with callbacks, in ``clean`` and ``adversarial`` modes (DP is planned).
 
 Heavy imports (torch, transformers) happen inside the modules, not here.
 """
