@@ -118,6 +118,28 @@ def _sentence_similarity(threshold: float) -> Any:
         compare_against_original=False, window_size=15, skip_text_shorter_than_window=True)
 
 
+def _embedding_swap_attack(name: str, model_wrapper: Any, *, neighbours: int,
+                           min_cos_sim: float, similarity: float, query_budget: int | None,
+                           extra_constraints: tuple[Any, ...] = ()) -> BuiltRecipe:
+    """Word swaps with neighbours in the model's own embedding space, greedy deletion ranking."""
+    from attacks.embeddings import model_word_embedding
+
+    textattack = load_textattack()
+    embedding = model_word_embedding(model_wrapper.classifier, neighbours=neighbours)
+    tc = textattack.constraints
+    constraints = [tc.pre_transformation.RepeatModification(),
+                   tc.pre_transformation.StopwordModification(), *extra_constraints,
+                   tc.semantics.WordEmbeddingDistance(embedding=embedding,
+                                                      min_cos_sim=min_cos_sim),
+                   _sentence_similarity(similarity)]
+    attack = textattack.Attack(
+        textattack.goal_functions.UntargetedClassification(model_wrapper), constraints,
+        textattack.transformations.WordSwapEmbedding(max_candidates=neighbours,
+                                                     embedding=embedding),
+        textattack.search_methods.GreedyWordSwapWIR(wir_method="delete"))
+    return _built(name, attack, query_budget)
+
+
 def textfooler_offline(model_wrapper: Any, *, query_budget: int | None = None) -> BuiltRecipe:
     """TextFooler-like, offline. After Jin, Jin, Zhou & Szolovits (2019), arXiv:1907.11932.
 
@@ -130,20 +152,8 @@ def textfooler_offline(model_wrapper: Any, *, query_budget: int | None = None) -
     untargeted goal; greedy search by deletion importance (as published). Success rates are not
     comparable with the published TextFooler's.
     """
-    from attacks.embeddings import model_word_embedding
-
-    textattack = load_textattack()
-    embedding = model_word_embedding(model_wrapper.classifier, neighbours=50)
-    tc = textattack.constraints
-    constraints = [tc.pre_transformation.RepeatModification(),
-                   tc.pre_transformation.StopwordModification(),
-                   tc.semantics.WordEmbeddingDistance(embedding=embedding, min_cos_sim=0.5),
-                   _sentence_similarity(0.84)]
-    attack = textattack.Attack(
-        textattack.goal_functions.UntargetedClassification(model_wrapper), constraints,
-        textattack.transformations.WordSwapEmbedding(max_candidates=50, embedding=embedding),
-        textattack.search_methods.GreedyWordSwapWIR(wir_method="delete"))
-    return _built("textfooler-offline", attack, query_budget)
+    return _embedding_swap_attack("textfooler-offline", model_wrapper, neighbours=50,
+                                  min_cos_sim=0.5, similarity=0.84, query_budget=query_budget)
 
 
 def a2t_offline(model_wrapper: Any, *, query_budget: int | None = None) -> BuiltRecipe:
@@ -158,21 +168,12 @@ def a2t_offline(model_wrapper: Any, *, query_budget: int | None = None) -> Built
     by *deletion* importance (the paper ranks by gradient, which this runner's wrapper does not
     expose).
     """
-    from attacks.embeddings import model_word_embedding
-
     textattack = load_textattack()
-    embedding = model_word_embedding(model_wrapper.classifier, neighbours=20)
-    tc = textattack.constraints
-    constraints = [tc.pre_transformation.RepeatModification(),
-                   tc.pre_transformation.StopwordModification(),
-                   tc.pre_transformation.MaxModificationRate(max_rate=0.1, min_threshold=2),
-                   tc.semantics.WordEmbeddingDistance(embedding=embedding, min_cos_sim=0.8),
-                   _sentence_similarity(0.9)]
-    attack = textattack.Attack(
-        textattack.goal_functions.UntargetedClassification(model_wrapper), constraints,
-        textattack.transformations.WordSwapEmbedding(max_candidates=20, embedding=embedding),
-        textattack.search_methods.GreedyWordSwapWIR(wir_method="delete"))
-    return _built("a2t-offline", attack, query_budget)
+    max_rate = textattack.constraints.pre_transformation.MaxModificationRate(max_rate=0.1,
+                                                                             min_threshold=2)
+    return _embedding_swap_attack("a2t-offline", model_wrapper, neighbours=20, min_cos_sim=0.8,
+                                  similarity=0.9, query_budget=query_budget,
+                                  extra_constraints=(max_rate,))
 
 
 def _offline() -> bool:

@@ -7,7 +7,7 @@ network and changes no global state. Heavy parts load when first used.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from guard.errors import (
     ConfigError,
@@ -18,6 +18,7 @@ from guard.errors import (
     ModelNotFoundError,
     UnknownNameError,
 )
+from guard.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from guard.output_guard import GuardDecision, GuardedGenerator, OutputGuard
@@ -28,22 +29,14 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-_LAZY = {
+# The guard's classes load on first use, so `import guard` stays cheap.
+__getattr__ = lazy_getattr("guard", {
     "OutputGuard": "guard.output_guard",
     "GuardDecision": "guard.output_guard",
     "GuardedGenerator": "guard.output_guard",
     "Policy": "guard.policy",
     "CategoryRule": "guard.policy",
-}
-
-
-def __getattr__(name: str) -> Any:
-    # The guard's classes load on first use, so `import guard` stays cheap.
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'guard' has no attribute {name!r}")
+})
 
 
 __all__ = [

@@ -6,7 +6,9 @@ Imports of torch and transformers happen when an adapter module is imported, not
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from guard.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from guard.models.classifier import HFClassifier
@@ -24,7 +26,7 @@ __all__ = [
     "resolve_model",
 ]
 
-_LAZY = {
+__getattr__ = lazy_getattr("guard.models", {
     "HFClassifier": "guard.models.classifier",
     "HFGenerator": "guard.models.generator",
     "Responder": "guard.models.responder",
@@ -32,12 +34,4 @@ _LAZY = {
     "ModelSource": "guard.models.source",
     "default_backbone_path": "guard.models.source",
     "resolve_model": "guard.models.source",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'guard.models' has no attribute {name!r}")
+})
