@@ -20,7 +20,8 @@ def _cell(text: str) -> str:
 
 
 def _metrics_table(metrics: list[dict[str, Any]]) -> list[str]:
-    lines = ["| metric | value | 95% CI | n | unit |", "|---|---:|---|---:|---|"]
+    level = metrics[0].get("confidence", 0.95) if metrics else 0.95
+    lines = [f"| metric | value | {level:.0%} CI | n | unit |", "|---|---:|---|---:|---|"]
     for m in metrics:
         interval = f"[{_fmt(m['ci_low'], m['unit'])}, {_fmt(m['ci_high'], m['unit'])}]"
         lines.append(f"| {m['name']} | {_fmt(m['value'], m['unit'])} | {interval} | {m['n']} "
