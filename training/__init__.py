@@ -1,4 +1,4 @@
-"""Fine-tuning: one loop with callbacks, in ``clean`` and ``adversarial`` modes (DP is planned).
+"""Fine-tuning: one loop with callbacks, in ``clean``, ``adversarial`` and ``dp`` modes.
 
 Heavy imports (torch, transformers) happen inside the modules, not here.
 """

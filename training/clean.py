@@ -1,4 +1,4 @@
-"""Fine-tuning of an intent classifier (clean or adversarial), from data to a checkpoint folder."""
+"""Fine-tuning of an intent classifier (clean, adversarial or DP), from data to a checkpoint."""
 
 from __future__ import annotations
 
@@ -98,7 +98,12 @@ def fine_tune(
         from training.adversarial import AdversarialAugmentationCallback
 
         adversarial = AdversarialAugmentationCallback(config)
-    trainer = Trainer(
+    trainer_class: type[Trainer] = Trainer
+    if config.mode == "dp":
+        from training.privacy import PrivateTrainer
+
+        trainer_class = PrivateTrainer
+    trainer = trainer_class(
         model, tokenizer, train=splits.train, validation=splits.validation, config=config,
         callbacks=(*((adversarial,) if adversarial else ()), ProgressCallback(enabled=progress),
                    EarlyStoppingCallback(patience=config.patience, min_delta=config.min_delta),
@@ -142,6 +147,9 @@ def fine_tune(
         },
         "history": state.log_history,
     }
+    privacy = getattr(trainer, "privacy", None)
+    if privacy:
+        manifest["privacy"] = privacy
     if adversarial is not None:
         manifest["adversarial"] = {
             "recipe": config.adv_recipe, "fraction": config.adv_fraction,

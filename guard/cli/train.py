@@ -34,9 +34,19 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (16)")
     parser.add_argument("--learning-rate", type=float, default=None, help="peak learning rate")
     parser.add_argument("--max-length", type=int, default=None, help="truncate to N tokens (64)")
-    parser.add_argument("--mode", choices=("clean", "adversarial"), default=None,
-                        help="clean (default) or adversarial: attack part of the training data "
-                             "each epoch and train on the successes too (needs the attacks extra)")
+    parser.add_argument("--mode", choices=("clean", "adversarial", "dp"), default=None,
+                        help="clean (default); adversarial: attack part of the training data "
+                             "each epoch and train on the successes too (attacks extra); dp: "
+                             "DP-SGD with Opacus (dp extra)")
+    parser.add_argument("--epsilon", type=float, default=None, help="dp: privacy budget (8)")
+    parser.add_argument("--delta", type=float, default=None, help="dp: delta, below 1/N (1e-5)")
+    parser.add_argument("--noise-multiplier", type=float, default=None,
+                        help="dp: a fixed noise multiplier instead of a budget; epsilon is "
+                             "then reported, not targeted")
+    parser.add_argument("--max-grad-norm", type=float, default=None,
+                        help="dp: per-sample clip norm (1.0)")
+    parser.add_argument("--dp-trainable", choices=("head", "last-layer", "all"), default=None,
+                        help="dp: what DP-SGD trains (head)")
     parser.add_argument("--adv-recipe", default=None, help="attack recipe (deepwordbug)")
     parser.add_argument("--adv-fraction", type=float, default=None,
                         help="share of training examples attacked per round (0.2)")
@@ -52,6 +62,8 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train and print where the checkpoint went and how well it did."""
+    from guard.config import build_model
+    from guard.errors import ConfigError
     from training.clean import fine_tune
     from training.config import TrainConfig
 
@@ -62,9 +74,16 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         max_length=args.max_length, seed=args.seed, device=args.device, mode=args.mode,
         adv_recipe=args.adv_recipe, adv_fraction=args.adv_fraction,
-        adv_clean_epochs=args.adv_clean_epochs,
+        adv_clean_epochs=args.adv_clean_epochs, dp_epsilon=args.epsilon, dp_delta=args.delta,
+        dp_max_grad_norm=args.max_grad_norm, dp_trainable=args.dp_trainable,
         trust_remote_code=args.trust_remote_code,
     )
+    if args.noise_multiplier is not None:
+        if args.epsilon is not None:
+            raise ConfigError("pass --epsilon (a budget) or --noise-multiplier, not both")
+        config = build_model(TrainConfig, {**config.model_dump(), "dp_epsilon": None,
+                                           "dp_noise_multiplier": args.noise_multiplier},
+                             what="training config")
     result = fine_tune(config, out=args.out, progress=not args.quiet)
     metrics = result.manifest["metrics"]
     print(f"checkpoint: {result.checkpoint}")
@@ -74,4 +93,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"test accuracy: {metrics['test']['accuracy']:.4f} "
               f"(n={int(metrics['test']['n'])})")
     print(f"train time: {metrics['train_seconds']:.1f} s")
+    privacy = result.manifest.get("privacy")
+    if privacy:
+        spent = "unbounded (no noise)" if privacy["epsilon"] is None else \
+            f"{privacy['epsilon']:.3f}"
+        print(f"privacy: epsilon {spent} at delta {privacy['delta']:g} "
+              f"(noise {privacy['noise_multiplier']:.3f}, clip {privacy['max_grad_norm']:g}, "
+              f"{privacy['steps']} steps, {privacy['accountant']} accountant)")
     return 0

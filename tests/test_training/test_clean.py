@@ -118,3 +118,50 @@ def test_adversarial_mode_rejects_unknown_recipe(tmp_path: Path, tiny_bert_dir: 
     config = TrainConfig(model=str(tiny_bert_dir), mode="adversarial", adv_recipe="deepwordbog")
     with pytest.raises(UnknownNameError, match="Did you mean 'deepwordbug'"):
         fine_tune(config, out=tmp_path / "x", progress=False)
+
+
+def test_dp_epsilon_matches_opacus_accountant(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    from opacus.accountants import RDPAccountant
+
+    config = TrainConfig(model=str(tiny_bert_dir), mode="dp", epochs=2, patience=5,
+                         batch_size=2, max_length=24, learning_rate=1e-2, dp_epsilon=None,
+                         dp_noise_multiplier=1.0, dp_accountant="rdp", dp_delta=1e-5)
+    privacy = fine_tune(config, out=tmp_path / "dp", progress=False).manifest["privacy"]
+    # every Poisson round is accounted, empty batches included (q = 2/840 draws many)
+    assert privacy["steps"] == 2 * round(1 / privacy["sample_rate"])
+    reference = RDPAccountant()
+    reference.history = [(1.0, privacy["sample_rate"], privacy["steps"])]
+    assert privacy["epsilon"] == pytest.approx(reference.get_epsilon(delta=1e-5), rel=1e-9)
+    assert len(privacy["epsilon_per_epoch"]) == 2
+    assert privacy["epsilon_per_epoch"][0] < privacy["epsilon_per_epoch"][1]
+
+
+def test_dp_target_epsilon_is_spent_and_noise_is_applied(tmp_path: Path,
+                                                         tiny_bert_dir: Path) -> None:
+    base = TrainConfig(model=str(tiny_bert_dir), mode="dp", epochs=2, patience=5,
+                       batch_size=64, max_length=24, learning_rate=1e-2)
+    spent = fine_tune(base, out=tmp_path / "eps", progress=False).manifest["privacy"]
+    assert spent["epsilon"] == pytest.approx(8.0, abs=0.05) and spent["noise_multiplier"] > 0
+    quiet = base.model_copy(update={"dp_epsilon": None, "dp_noise_multiplier": 0.0})
+    noisy = base.model_copy(update={"dp_epsilon": None, "dp_noise_multiplier": 2.0})
+    a = fine_tune(quiet, out=tmp_path / "q", progress=False).checkpoint
+    b = fine_tune(noisy, out=tmp_path / "n", progress=False).checkpoint
+    c = fine_tune(noisy, out=tmp_path / "n2", progress=False).checkpoint
+    wa, wb, wc = (load_file(p / "model.safetensors") for p in (a, b, c))
+    head = "classifier.weight"
+    assert not (wa[head] == wb[head]).all()  # the noise reached the weights
+    assert (wb[head] == wc[head]).all()  # and it is seeded
+    frozen = "bert.embeddings.word_embeddings.weight"
+    assert (wa[frozen] == wb[frozen]).all()  # dp_trainable="head" left the encoder alone
+
+
+def test_dp_bad_configs_are_rejected(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    with pytest.raises(ConfigError, match=r"dp_epsilon.*greater than 0"):
+        TrainConfig.from_sources(None, mode="dp", dp_epsilon=0.0)
+    with pytest.raises(ConfigError, match="exactly one of dp_epsilon"):
+        TrainConfig.from_sources(None, mode="dp", dp_noise_multiplier=1.0)
+    with pytest.raises(ConfigError, match="mode"):
+        TrainConfig.from_sources(None, mode="private")
+    config = TrainConfig(model=str(tiny_bert_dir), mode="dp", dp_delta=0.01)
+    with pytest.raises(ConfigError, match=r"below 1/N"):
+        fine_tune(config, out=tmp_path / "x", progress=False)
