@@ -83,8 +83,10 @@ def _strip_and_fold(text: str) -> tuple[list[str], list[int]]:
                 continue  # zero-width joiners, soft hyphens, combining marks, controls
             if category == "Zs" or piece in _KEEP_CONTROL:
                 piece = " "
+            # look-alikes are mapped before and after lower-casing ("Ω" -> "ω" -> "w"), so a
+            # second pass over the result changes nothing
             for lowered in _CONFUSABLES.get(piece, piece).lower():
-                chars.append(lowered)
+                chars.append(_CONFUSABLES.get(lowered, lowered))
                 origin.append(index)
     return chars, origin
 

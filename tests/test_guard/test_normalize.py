@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from guard.normalize import normalize
@@ -16,6 +16,7 @@ from guard.normalize import normalize
         ("y0u ar3 an 1d10t", "you are an idiot"),
         ("you\u200b are\u200d an id\u200biot", "you are an idiot"),
         ("уоu аrе аn іdіоt", "you are an idiot"),  # Cyrillic look-alikes
+        ("ΥΟU ΑRΕ ΑΝ ΙDΙΟΤ", "you are an idiot"),  # upper-case Greek look-alikes
         ("ｙｏｕ ａｒｅ ａｎ ｉｄｉｏｔ", "you are an idiot"),  # fullwidth (NFKC)
         ("you are an i d i o t", "you are an idiot"),
         ("you are an I.D.I.O.T", "you are an idiot"),
@@ -60,6 +61,7 @@ def test_any_text_normalises_with_a_valid_origin_map(text: str) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.text())
+@example("Ω")  # once broke idempotence: upper-case look-alike lower-cased into another one
 def test_normalisation_is_idempotent(text: str) -> None:
     once = normalize(text).text
     assert normalize(once).text == once
