@@ -92,6 +92,63 @@ def histogram_svg(values: list[float], *, bins: int = 30, label: str = "") -> st
             f'{_num(hi)} ms</text></svg>')
 
 
+def bars_svg(bars: list[tuple[str, float, float, float]], *, label: str = "") -> str:
+    """Horizontal bars in [0, 1] with interval whiskers: ``(name, value, low, high)``."""
+    width, left, row = 520, 170, 26
+    height = row * len(bars) + 10
+    parts = [f'<svg class="bars" role="img" aria-label="{_e(label)}" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}" '
+             'xmlns="http://www.w3.org/2000/svg">']
+    span = width - left - 50  # room for the percentage label at 100%
+    for k, (name, value, low, high) in enumerate(bars):
+        y = 5 + k * row
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 15}" font-size="11" text-anchor="end">{_e(name)}'
+            f'</text><rect x="{left}" y="{y + 4}" width="{value * span:.1f}" height="14" '
+            f'fill="#cf222e"/><line x1="{left + low * span:.1f}" y1="{y + 11}" '
+            f'x2="{left + high * span:.1f}" y2="{y + 11}" stroke="#1d232a" stroke-width="2"/>'
+            f'<text x="{left + value * span + 4:.1f}" y="{y + 15}" font-size="10">'
+            f'{value:.0%}</text>')
+    return "".join(parts) + "</svg>"
+
+
+def line_svg(points: list[float], *, label: str = "", unit: str = "") -> str:
+    """A small line chart of ``points`` over their index (1-based)."""
+    if not points:
+        return ""
+    width, height, left, bottom = 520, 150, 40, 125
+    top = max(points) or 1.0
+    step = (width - left - 20) / max(len(points) - 1, 1)
+    coords = [(left + i * step, bottom - p / top * 105) for i, p in enumerate(points)]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#8250df"/>'
+                   for x, y in coords)
+    return (f'<svg class="line" role="img" aria-label="{_e(label)}" width="{width}" '
+            f'height="{height}" viewBox="0 0 {width} {height}" '
+            f'xmlns="http://www.w3.org/2000/svg"><polyline points="{path}" fill="none" '
+            f'stroke="#8250df" stroke-width="2"/>{dots}'
+            f'<line x1="{left}" y1="{bottom}" x2="{width - 20}" y2="{bottom}" stroke="#999"/>'
+            f'<text x="4" y="{bottom - 100}" font-size="10">{_num(top)}{_e(unit)}</text>'
+            f'<text x="{left}" y="{bottom + 14}" font-size="10">epoch 1</text>'
+            f'<text x="{width - 20}" y="{bottom + 14}" font-size="10" text-anchor="end">'
+            f'epoch {len(points)}</text></svg>')
+
+
+def _privacy_section(manifest: dict[str, Any] | None) -> str:
+    privacy = (manifest or {}).get("privacy")
+    if not privacy:
+        return ""
+    spent = [e for e in privacy.get("epsilon_per_epoch", []) if e is not None]
+    return ("<h2 id='privacy'>Privacy budget</h2>"
+            f"<p class='meta'>epsilon {_num(privacy.get('epsilon'))} at delta "
+            f"{_num(privacy.get('delta'))}; noise {_num(privacy.get('noise_multiplier'))}, "
+            f"clip {_num(privacy.get('max_grad_norm'))}, sample rate "
+            f"{_num(privacy.get('sample_rate'))}, {privacy.get('steps')} steps, "
+            f"{_e(privacy.get('accountant'))} accountant</p>"
+            f"<figure>{line_svg(spent, label='epsilon over training')}"
+            "<figcaption>Epsilon spent after each training epoch</figcaption></figure>")
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(rows_cell for rows_cell in row) + "</tr>" for row in rows)
@@ -138,13 +195,19 @@ def _suite_section(suite: dict[str, Any], rows: list[dict[str, Any]]) -> str:
                    _td(f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]"), _td(r["n"], num=True),
                    _td(r["unit"]), _td(r["ci_method"])] for r in rows]
     parts.append(_table(["metric", "value", "interval", "n", "unit", "method"], table_rows))
+    success = [(r["metric"].split("/", 1)[1], r["value"], r["ci_low"], r["ci_high"])
+               for r in rows if r["metric"].startswith("attack_success_rate/")]
+    if success:
+        parts.append(f"<figure>{bars_svg(success, label='attack success by recipe')}"
+                     "<figcaption>Attack success rate by recipe, with intervals</figcaption>"
+                     "</figure>")
+    details = suite["details"]
     for r in rows:
         if r["unit"] == "ratio" and not r["metric"].startswith("f1/"):
             plot = interval_svg(r["value"], r["ci_low"], r["ci_high"], axis=(0, 1),
                                 label=r["metric"])
             parts.append(f"<figure>{plot}<figcaption>{_e(r['metric'])} with its "
                          f"{r['confidence']:.0%} interval</figcaption></figure>")
-    details = suite["details"]
     if "latencies_ms" in details:
         parts.append(f"<figure>{histogram_svg(details['latencies_ms'], label='latency')}"
                      "<figcaption>Latency distribution of single requests (ms)"
@@ -183,6 +246,7 @@ def render(document: dict[str, Any]) -> str:
         body.append(_gate_section(document["gate"]))
     for suite in document["suites"]:
         body.append(_suite_section(suite, [r for r in rows if r["suite"] == suite["suite"]]))
+    body.append(_privacy_section(model.get("manifest")))
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<title>metaverse-guard report</title>"
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")

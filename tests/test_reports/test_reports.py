@@ -196,3 +196,27 @@ def test_html_report_renders_in_headless_chromium(gated_run: Path, tmp_path: Pat
     subprocess.run([CHROMIUM, *flags, "--window-size=1200,1600", f"--screenshot={shot}", page],
                    capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_html_plots_attack_success_and_the_privacy_budget() -> None:
+    from reports.html import render
+
+    metric = {"name": "attack_success_rate/deepwordbug", "value": 0.8, "ci_low": 0.7,
+              "ci_high": 0.9, "n": 40, "unit": "ratio", "higher_is_better": False,
+              "ci_method": "wilson", "confidence": 0.95}
+    document = {
+        "model": {"location": "m", "sha256": "s" * 64, "device": "cpu",
+                  "manifest": {"privacy": {"epsilon": 7.99, "delta": 1e-5,
+                                           "epsilon_per_epoch": [4.2, 6.1, 7.99],
+                                           "noise_multiplier": 0.6, "max_grad_norm": 1.0,
+                                           "sample_rate": 0.02, "steps": 150,
+                                           "accountant": "prv"}}},
+        "data": {"source": "bundled:test", "n": 40, "sha256": "d" * 64},
+        "seed": 0, "guard_version": "0", "created_at": "now",
+        "suites": [{"suite": "robustness", "metrics": [metric], "details": {},
+                    "provenance": {"duration_s": 1.0, "device": "cpu", "seed": 0}}],
+    }
+    html = render(document)
+    assert 'aria-label="attack success by recipe"' in html and ">80%<" in html
+    assert 'aria-label="epsilon over training"' in html and html.count("<circle") >= 3
+    assert "Privacy budget" in html and "7.99" in html
