@@ -12,12 +12,12 @@ one shipped in ``attacks/data`` (not NLTK's download), and queries go through
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from attacks.textattack_env import load_textattack, wordnet_available
 from guard.errors import ConfigError, MissingExtraError
+from guard.models.source import hub_offline
 
 
 @dataclass(frozen=True)
@@ -176,14 +176,9 @@ def a2t_offline(model_wrapper: Any, *, query_budget: int | None = None) -> Built
                                   extra_constraints=(max_rate,))
 
 
-def _offline() -> bool:
-    return any(os.environ.get(v, "").lower() in {"1", "true", "yes", "on"}
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
 def _published(name: str, recipe_class: str, needs: str, model_wrapper: Any,
                query_budget: int | None, alternative: str) -> BuiltRecipe:
-    if _offline():
+    if hub_offline():
         raise ConfigError(
             f"{name} as published needs {needs}, which are fetched from the network; downloads "
             "are disabled (HF_HUB_OFFLINE=1). Run it on a connected machine once to fill the "

@@ -13,7 +13,7 @@ from typing import Any
 
 from attacks import RECIPES
 from attacks.records import AttackRecord, read_records, write_records
-from guard.atomic import write_text_atomic
+from guard.atomic import ensure_writable_dir, write_text_atomic
 from guard.data import TextDataset
 from guard.errors import ConfigError, DataError
 
@@ -129,15 +129,7 @@ def _check_inputs(classifier: Any, data: TextDataset, n: int) -> None:
 
 def _prepare_out(out: Path, config: AttackRunConfig) -> dict[int, AttackRecord]:
     """Check the output folder and return the records a previous run already finished."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; pass a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".guard-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"--out {out}: the folder is not writable ({exc.strerror})") from exc
+    ensure_writable_dir(out)
     run_file = out / RUN_FILE
     if run_file.is_file():
         previous = json.loads(run_file.read_text(encoding="utf-8"))

@@ -7,6 +7,26 @@ import tempfile
 from pathlib import Path
 
 
+def ensure_writable_dir(folder: Path, *, flag: str = "--out") -> None:
+    """Create ``folder`` if needed and check that files can be written into it.
+
+    Raises:
+        ConfigError: Naming ``flag`` when it is a file, cannot be created or is read-only.
+    """
+    from guard.errors import ConfigError
+
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{flag} {folder} is a file; pass a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".guard-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{flag} {folder}: the folder is not writable ({exc.strerror})") \
+            from exc
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename.
 

@@ -64,21 +64,6 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; pass a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror})") from exc
-    probe = out / ".guard-write-test"
-    try:
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"--out {out}: the folder is not writable ({exc.strerror})") from exc
-
-
 def _summary(document: dict[str, Any]) -> str:
     rows = [("suite", "metric", "value", "CI", "n")]
     for suite in document["suites"]:
@@ -164,13 +149,14 @@ def run(args: argparse.Namespace) -> int:
     from eval_suites.audit import write_manifest
     from eval_suites.gate import evaluate_gate
     from eval_suites.runner import RESULTS_FILE, write_json_atomic
+    from guard.atomic import ensure_writable_dir
     from guard.provenance import sha256_file
     from reports import write_reports
 
     policy, policy_path = _resolve_policy(args.policy)
     suites, options = _plan(args, policy)
     out = Path(args.out)
-    _check_out(out)
+    ensure_writable_dir(out)
 
     def log(message: str) -> None:
         if not args.quiet:

@@ -30,11 +30,14 @@ class ModelSource:
 
     @property
     def offline(self) -> bool:
-        """Whether hub downloads are disabled (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``)."""
-        return any(
-            os.environ.get(var, "").strip().lower() in _TRUE
-            for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-        )
+        """Whether hub downloads are disabled (see :func:`hub_offline`)."""
+        return hub_offline()
+
+
+def hub_offline() -> bool:
+    """Whether hub downloads are disabled (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``)."""
+    return any(os.environ.get(var, "").strip().lower() in _TRUE
+               for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def default_backbone_path() -> Path:

@@ -10,7 +10,6 @@ an allow-listed transformers class, and scores in length-sorted, dynamically pad
 
 from __future__ import annotations
 
-import os
 import pickle
 import threading
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ import numpy as np
 
 from guard.errors import ConfigError, ModelNotFoundError
 from guard.models.classifier import length_sorted_batches
-from guard.models.source import pick_device, token_limit
+from guard.models.source import hub_offline, pick_device, token_limit
 from guard.scorers.base import Scores
 
 #: Published checkpoints (detoxify 0.5.x), fetched into torch hub's cache when online.
@@ -51,11 +50,6 @@ _RENAME = {"toxic": "toxicity", "identity_hate": "identity_attack",
            "severe_toxic": "severe_toxicity"}
 
 
-def _offline() -> bool:
-    return any(os.environ.get(v, "").lower() in {"1", "true", "yes", "on"}
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
 def resolve_checkpoint(checkpoint: str | Path) -> Path:
     """A local checkpoint path, or the cached file of a published one (downloaded if online).
 
@@ -77,7 +71,7 @@ def resolve_checkpoint(checkpoint: str | Path) -> Path:
     cached = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
     if cached.is_file():
         return cached
-    if _offline():
+    if hub_offline():
         raise ModelNotFoundError(
             f"detoxify checkpoint {name!r} is not cached at {cached} and downloads are disabled "
             f"(HF_HUB_OFFLINE=1); download {url} there on a connected machine"
@@ -157,7 +151,7 @@ class DetoxifyScorer:
                 f"checkpoint asks for {model_name}/{tokenizer_name}; supported: "
                 f"{sorted(_MODEL_CLASSES)} with their tokenizers"
             )
-        local_only = Path(source).is_dir() or _offline()
+        local_only = Path(source).is_dir() or hub_offline()
         model_class = getattr(transformers, model_name)
         try:
             config = model_class.config_class.from_pretrained(
