@@ -9,13 +9,16 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attacks import RECIPES
 from attacks.records import AttackRecord, read_records, write_records
 from guard.atomic import ensure_writable_dir, write_text_atomic
 from guard.data import TextDataset
 from guard.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from guard.executors import RayExecutor
 
 RUN_FILE = "run.json"
 PARTIAL_FILE = "records.partial.jsonl"
@@ -73,7 +76,7 @@ class _Attacker:
 
     def attack(self, index: int, text: str, label: str, seed: int) -> AttackRecord:
         labels = self.classifier.labels
-        self.textattack.shared.utils.set_seed(seed + index)
+        self.textattack.shared.utils.set_seed(seed)
         result = self.built.attack.attack(text, labels.index(label))
         original, perturbed = result.original_result, result.perturbed_result
         status = {
@@ -84,7 +87,7 @@ class _Attacker:
         total = max(1, len(original.attacked_text.words))
         return AttackRecord(
             index=index, recipe=self.built.name, constraint_set=self.built.constraint_set,
-            seed=seed + index, status=status,  # type: ignore[arg-type]
+            seed=seed, status=status,  # type: ignore[arg-type]
             original_text=original.attacked_text.text,
             perturbed_text=perturbed.attacked_text.text, label=label,
             original_prediction=labels[int(original.output)],
@@ -158,6 +161,8 @@ def run_attack(
     out: str | Path | None = None,
     workers: int = 1,
     progress: bool = True,
+    seeds: Sequence[int] | None = None,
+    executor: RayExecutor | None = None,
 ) -> AttackRun:
     """Attack the first ``n`` examples of ``data`` with ``recipe``.
 
@@ -176,6 +181,10 @@ def run_attack(
         out: Output folder for records and checkpoints; ``None`` keeps them in memory.
         workers: Processes attacking in parallel (each with its own model copy).
         progress: Show a progress bar.
+        seeds: One seed per example instead of ``seed + index`` (in-memory runs only), for
+            callers whose examples must not depend on their neighbours (private training).
+        executor: Attack on Ray workers instead (one model replica each; ``workers`` is then
+            ignored). A :class:`~guard.models.sharded.ShardedClassifier` brings its own.
 
     Raises:
         UnknownNameError: For an unknown recipe (with suggestions).
@@ -189,23 +198,29 @@ def run_attack(
     RECIPES.entry(recipe)  # unknown names fail before any model loads
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
+    executor = executor if executor is not None else getattr(model, "executor", None)
     classifier = model if isinstance(model, HFClassifier) else HFClassifier.from_pretrained(
         model, device="cpu")
     count = min(n if n is not None else len(data), len(data))
     _check_inputs(classifier, data, count)
     location = classifier.source.location if classifier.source else str(model)
+    if executor is not None and (classifier.source is None or classifier.source.kind != "local"):
+        raise ConfigError("attacks on Ray workers need a model folder every worker can read")
     config = AttackRunConfig(recipe, location, classifier.fingerprint, data.source, data.sha256,
                              count, seed, query_budget)
     out_dir = Path(out) if out is not None else None
     done = _prepare_out(out_dir, config) if out_dir is not None else {}
-    todo = [(i, data.texts[i], data.labels[i], seed) for i in range(count) if i not in done]
+    if seeds is not None and (out is not None or len(seeds) < count):
+        raise ConfigError("per-example seeds need one seed per example and no output folder")
+    todo = [(i, data.texts[i], data.labels[i], seed + i if seeds is None else int(seeds[i]))
+            for i in range(count) if i not in done]
     start = time.perf_counter()
     attacker = _Attacker(classifier, recipe, query_budget)  # also validates the recipe here
     partial = open(out_dir / PARTIAL_FILE, "a", encoding="utf-8") if out_dir else None  # noqa: SIM115
     bar = tqdm(total=count, initial=count - len(todo), desc=f"attack {recipe}", unit="ex",
                disable=not progress, dynamic_ncols=True)
     try:
-        for line in _results(attacker, todo, location, recipe, query_budget, workers):
+        for line in _results(attacker, todo, location, recipe, query_budget, workers, executor):
             record = AttackRecord.from_dict(json.loads(line))
             done[record.index] = record
             if partial is not None:
@@ -228,7 +243,14 @@ def run_attack(
 
 
 def _results(attacker: _Attacker, todo: Sequence[tuple[int, str, str, int]], model: str,
-             recipe: str, query_budget: int | None, workers: int) -> Iterator[str]:
+             recipe: str, query_budget: int | None, workers: int,
+             executor: RayExecutor | None) -> Iterator[str]:
+    if executor is not None:
+        init_args = (model, recipe, query_budget, executor.cpus_per_worker)
+        for _, line in executor.map("attacks.runner:_worker_init", init_args,
+                                    "attacks.runner:_worker_attack", todo):
+            yield line
+        return
     if workers == 1 or len(todo) <= 1:
         for job in todo:
             yield attacker.attack(*job).to_json()

@@ -28,6 +28,8 @@ class TrainerState:
         log_history: One dict per epoch with its losses and metrics.
         augmented: Extra examples trained on in the current epoch besides the training data
             (set by callbacks in ``on_epoch_begin``, e.g. adversarial examples).
+        augmented_sources: For each augmented example, the index of the training example it
+            was derived from (private training keeps the two in one per-sample gradient).
     """
 
     epoch: int = 0
@@ -37,6 +39,7 @@ class TrainerState:
     best_epoch: int | None = None
     log_history: list[dict[str, float]] = field(default_factory=list)
     augmented: TextDataset | None = None
+    augmented_sources: list[int] | None = None
 
 
 @dataclass
@@ -51,6 +54,13 @@ class TrainerCallback:
 
     def bind(self, trainer: Any) -> None:
         """Called once by the trainer it is given to (callbacks that need the model keep it)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state to save with a resumable checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
 
     def on_train_begin(self, state: TrainerState, control: TrainerControl) -> None:
         """Before the first epoch."""
@@ -82,6 +92,15 @@ class EarlyStoppingCallback(TrainerCallback):
         self.stale_epochs = 0
         self._best: float | None = None
 
+    def state_dict(self) -> dict[str, Any]:
+        """Epochs without improvement and the best score so far."""
+        return {"stale_epochs": self.stale_epochs, "best": self._best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the counters."""
+        self.stale_epochs = int(state["stale_epochs"])
+        self._best = state["best"]
+
     def on_evaluate(self, state: TrainerState, control: TrainerControl, *,
                     metrics: dict[str, float]) -> None:
         """Count epochs without improvement and stop after ``patience`` of them."""
@@ -96,7 +115,7 @@ class EarlyStoppingCallback(TrainerCallback):
 
 
 class ProgressCallback(TrainerCallback):
-    """A tqdm progress bar over all steps, showing running loss and accuracy of the epoch."""
+    """A tqdm progress bar over all steps: the epoch's running loss and accuracy, epsilon spent."""
 
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled
@@ -104,13 +123,15 @@ class ProgressCallback(TrainerCallback):
         self._loss = 0.0
         self._correct = 0
         self._seen = 0
+        self._epsilon: float | None = None
 
     def on_train_begin(self, state: TrainerState, control: TrainerControl) -> None:
         """Open the bar."""
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=state.max_steps, desc="train", unit="step", file=sys.stderr,
-                         disable=not self.enabled, dynamic_ncols=True)
+        self._bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train",
+                         unit="step", file=sys.stderr, disable=not self.enabled,
+                         dynamic_ncols=True)
 
     def on_epoch_begin(self, state: TrainerState, control: TrainerControl) -> None:
         """Reset the running figures."""
@@ -128,17 +149,22 @@ class ProgressCallback(TrainerCallback):
             if self._bar.n >= self._bar.total:  # an epoch enlarged with adversarial examples
                 self._bar.total = self._bar.n + 1
             self._bar.update(1)
-            self._bar.set_postfix(loss=f"{self._loss / self._seen:.3f}",
-                                  acc=f"{self._correct / self._seen:.3f}")
+            figures = {"loss": f"{self._loss / self._seen:.3f}",
+                       "acc": f"{self._correct / self._seen:.3f}"}
+            if self._epsilon is not None:
+                figures["eps"] = f"{self._epsilon:.2f}"
+            self._bar.set_postfix(figures)
 
     def on_evaluate(self, state: TrainerState, control: TrainerControl, *,
                     metrics: dict[str, float]) -> None:
-        """Print the epoch's validation figures under the bar."""
+        """Print the epoch's validation figures (and epsilon spent so far) under the bar."""
+        self._epsilon = metrics.get("epsilon", self._epsilon)
         if self._bar is not None and self.enabled:
+            spent = "" if self._epsilon is None else f", epsilon {self._epsilon:.3f}"
             self._bar.write(
                 f"epoch {state.epoch}: train loss {metrics['train_loss']:.4f}, "
                 f"val loss {metrics.get('val_loss', float('nan')):.4f}, "
-                f"val accuracy {metrics['val_accuracy']:.4f}"
+                f"val accuracy {metrics['val_accuracy']:.4f}{spent}"
             )
 
     def on_train_end(self, state: TrainerState, control: TrainerControl) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from training.callbacks import EarlyStoppingCallback, ProgressCallback, TrainerC
 from training.checkpoint import check_writable_out, write_checkpoint
 from training.config import TrainConfig
 from training.loop import Trainer, seed_everything
+from training.resume import load_training_state, resume_dir_for
 
 
 @dataclass(frozen=True)
@@ -50,20 +52,36 @@ def _bundled_responses(config: TrainConfig) -> str | None:
     return (bundled_dir() / RESPONSES_FILE).read_text(encoding="utf-8")
 
 
+def resume_config(out: str | Path) -> TrainConfig:
+    """The settings of the interrupted run whose checkpoint folder was to be ``out``.
+
+    Raises:
+        ConfigError: If there is no readable training state beside ``out``.
+    """
+    state = load_training_state(resume_dir_for(Path(out).expanduser().resolve()))
+    return TrainConfig.model_validate(state.meta["config"])
+
+
 def fine_tune(
     config: TrainConfig,
     *,
     out: str | Path,
     progress: bool = True,
     callbacks: tuple[TrainerCallback, ...] = (),
+    resume: bool = False,
 ) -> TrainResult:
     """Fine-tune a sequence classifier and write a checkpoint.
+
+    While training, a resumable state is saved every ``config.checkpoint_every`` epochs into
+    ``<out>.resume`` beside the checkpoint folder; it is deleted once the checkpoint is written.
 
     Args:
         config: Model, data and hyper-parameters.
         out: Checkpoint folder to write (atomically; an earlier guard checkpoint is replaced).
-        progress: Show a progress bar with loss and accuracy.
+        progress: Show a progress bar with loss, accuracy and (private modes) epsilon.
         callbacks: Extra callbacks, run after the built-in ones.
+        resume: Continue the interrupted run saved in ``<out>.resume`` (same ``config``); the
+            result equals that of an uninterrupted run.
 
     Returns:
         The checkpoint folder and its manifest.
@@ -71,12 +89,16 @@ def fine_tune(
     Raises:
         DataError: If the data is missing or invalid.
         ModelNotFoundError: If the backbone cannot be found or loaded.
-        ConfigError: If ``out`` cannot be written.
+        ConfigError: If ``out`` cannot be written, or there is no state to resume.
     """
     from transformers import AutoModelForSequenceClassification
 
+    from guard.models.pooled import MeanPooledBackbone
+
     out_path = Path(out).expanduser().resolve()
     check_writable_out(out_path)  # fail before minutes of training, not after
+    state_dir = resume_dir_for(out_path)
+    saved = load_training_state(state_dir) if resume else None
     splits = load_splits(config.data, text_column=config.text_column,
                          label_column=config.label_column)
     if splits.validation is None or len(splits.validation) == 0:
@@ -86,7 +108,8 @@ def fine_tune(
     seed_everything(config.seed)  # the new classification head is initialised randomly
     with transformers_errors_only():  # it warns that the new head is untrained: we know
         tokenizer, model = load_pretrained(
-            AutoModelForSequenceClassification, source, what="a backbone",
+            MeanPooledBackbone if config.pooling == "mean" else AutoModelForSequenceClassification,
+            source, what="a backbone",
             trust_remote_code=config.trust_remote_code,
             num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={label: i for i, label in enumerate(labels)},
@@ -94,12 +117,12 @@ def fine_tune(
     device = pick_device(config.device)
     model.to(device)
     adversarial = None
-    if config.mode == "adversarial":
+    if config.adversarial:
         from training.adversarial import AdversarialAugmentationCallback
 
         adversarial = AdversarialAugmentationCallback(config)
     trainer_class: type[Trainer] = Trainer
-    if config.mode == "dp":
+    if config.private:
         from training.privacy import PrivateTrainer
 
         trainer_class = PrivateTrainer
@@ -108,6 +131,7 @@ def fine_tune(
         callbacks=(*((adversarial,) if adversarial else ()), ProgressCallback(enabled=progress),
                    EarlyStoppingCallback(patience=config.patience, min_delta=config.min_delta),
                    *callbacks),
+        state_dir=state_dir, resume_from=saved,
     )
     started = time.perf_counter()
     state = trainer.train()
@@ -144,6 +168,7 @@ def fine_tune(
             "epochs_run": state.epoch,
             "stopped_early": state.epoch < config.epochs,
             "train_seconds": round(seconds, 2),
+            "resumed_at_epoch": int(saved.meta["epoch"]) if saved is not None else None,
         },
         "history": state.log_history,
     }
@@ -162,4 +187,5 @@ def fine_tune(
     extra = {RESPONSES_FILE: responses} if responses is not None else {}
     folder = write_checkpoint(out_path, model=model, tokenizer=tokenizer, manifest=manifest,
                               extra_files=extra)
+    shutil.rmtree(state_dir, ignore_errors=True)  # the run is complete: nothing to resume
     return TrainResult(folder, json.loads((folder / "manifest.json").read_text()))

@@ -5,15 +5,23 @@ from __future__ import annotations
 import copy
 import math
 import random
+import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from guard.data import TextDataset
-from guard.errors import DataError
+from guard.errors import ConfigError, DataError
 from training.callbacks import TrainerCallback, TrainerControl, TrainerState
 from training.config import TrainConfig
+from training.resume import (
+    TrainingState,
+    python_numpy_rng_state,
+    restore_python_numpy_rng_state,
+    save_training_state,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -33,7 +41,10 @@ class Trainer:
     """Fine-tunes a sequence classifier with AdamW, linear warm-up/decay and dynamic padding.
 
     After each epoch it measures validation loss and accuracy, keeps the best weights in memory
-    and restores them at the end, so the returned model is the best validated one.
+    and restores them at the end, so the returned model is the best validated one. With a
+    ``state_dir`` it saves a resumable state every ``config.checkpoint_every`` epochs; a trainer
+    built with ``resume_from`` continues such a run and ends with the same weights as a run that
+    was never interrupted.
 
     Args:
         model: A ``transformers`` sequence-classification model whose ``config.label2id`` covers
@@ -43,6 +54,8 @@ class Trainer:
         validation: Validation rows, used for early stopping and model selection.
         config: Hyper-parameters.
         callbacks: Event handlers (progress bar, early stopping, ...).
+        state_dir: Where to save resumable training states (``None``: never).
+        resume_from: A saved state to continue from.
     """
 
     def __init__(
@@ -54,6 +67,8 @@ class Trainer:
         validation: TextDataset,
         config: TrainConfig,
         callbacks: Sequence[TrainerCallback] = (),
+        state_dir: Path | None = None,
+        resume_from: TrainingState | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -61,6 +76,8 @@ class Trainer:
         self.validation = validation
         self.config = config
         self.callbacks = list(callbacks)
+        self.state_dir = state_dir
+        self.resume_from = resume_from
         self.label2id: dict[str, int] = {
             str(k): int(v) for k, v in (model.config.label2id or {}).items()
         }
@@ -69,6 +86,13 @@ class Trainer:
             raise DataError(f"training labels {unknown} are not among the model's labels")
         self.state = TrainerState()
         self.control = TrainerControl()
+        import torch
+
+        self._best: dict[str, torch.Tensor] | None = None
+        self._order_rng = torch.Generator()
+        self._optimizer: Any = None
+        self._scheduler: Any = None
+        self._virtual_step = 0.0
         for callback in self.callbacks:
             callback.bind(self)
 
@@ -82,7 +106,7 @@ class Trainer:
 
         return torch.tensor([self.label2id[label] for label in labels], device=self.model.device)
 
-    def _optimizer(self) -> torch.optim.Optimizer:
+    def _make_optimizer(self) -> torch.optim.Optimizer:
         import torch
 
         no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
@@ -115,73 +139,167 @@ class Trainer:
         for callback in self.callbacks:
             getattr(callback, event)(self.state, self.control, **kwargs)
 
-    def train(self) -> TrainerState:
-        """Run the loop; returns the final state (``best_metric`` is the validation accuracy)."""
+    # --- the parts a private trainer replaces -------------------------------------------
+
+    def _setup(self) -> None:
+        """Build the optimiser and the schedule; set ``state.max_steps``."""
         import torch
         from transformers import get_linear_schedule_with_warmup
 
         cfg = self.config
-        seed_everything(cfg.seed)
-        order_rng = torch.Generator().manual_seed(cfg.seed)
         steps_per_epoch = math.ceil(len(self.train_data) / cfg.batch_size)
         self.state.max_steps = steps_per_epoch * cfg.epochs
-        optimizer = self._optimizer()
+        self._optimizer = self._make_optimizer()
         # Linear warm-up and decay as in transformers, driven by progress through the epochs,
         # so epochs enlarged with adversarial examples keep the planned shape. With plain
         # epochs the virtual step is exactly the optimiser step count.
-        virtual_step = [0.0]
         shape = get_linear_schedule_with_warmup(
-            optimizer, int(cfg.warmup_ratio * self.state.max_steps), self.state.max_steps
+            self._optimizer, int(cfg.warmup_ratio * self.state.max_steps), self.state.max_steps
         ).lr_lambdas[0]
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda _: float(shape(virtual_step[0])))
-        best_weights: dict[str, torch.Tensor] | None = None
+        self._scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self._optimizer, lambda _: float(shape(self._virtual_step)))
+
+    def _train_epoch(self) -> tuple[float, int]:
+        """One pass over the training data (plus ``state.augmented``); (loss sum, examples)."""
+        import torch
+
+        cfg = self.config
+        texts, labels = list(self.train_data.texts), list(self.train_data.labels)
+        if self.state.augmented is not None:
+            texts += self.state.augmented.texts
+            labels += self.state.augmented.labels
+        n = len(texts)
+        steps_per_epoch = math.ceil(len(self.train_data) / cfg.batch_size)
+        batches = math.ceil(n / cfg.batch_size)
+        perm = torch.randperm(n, generator=self._order_rng).tolist()
+        epoch_loss = 0.0
+        for batch, start in enumerate(range(0, n, cfg.batch_size)):
+            idx = perm[start : start + cfg.batch_size]
+            targets = self._targets([labels[i] for i in idx])
+            out = self.model(**self._encode([texts[i] for i in idx]), labels=targets)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self._optimizer.step()
+            self._virtual_step = ((self.state.epoch * batches + batch + 1)
+                                  * steps_per_epoch / batches)
+            self._scheduler.step()
+            self._optimizer.zero_grad(set_to_none=True)
+            self.state.global_step += 1
+            loss = float(out.loss.detach())
+            epoch_loss += loss * len(idx)
+            correct = int((out.logits.argmax(-1) == targets).sum())
+            self._emit("on_step_end", loss=loss, correct=correct, seen=len(idx))
+        return epoch_loss, n
+
+    def _epoch_metrics(self) -> dict[str, float]:
+        """Extra figures to log for the epoch just trained (e.g. epsilon spent)."""
+        return {}
+
+    def _extra_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(JSON, tensors) the subclass needs to resume, besides the loop's own."""
+        return {"virtual_step": self._virtual_step}, {"scheduler": self._scheduler.state_dict()}
+
+    def _restore_extra_state(self, meta: dict[str, Any], tensors: dict[str, Any]) -> None:
+        self._virtual_step = float(meta["virtual_step"])
+        self._scheduler.load_state_dict(tensors["scheduler"])
+
+    def _trained_module(self) -> Any:
+        """The module whose ``state_dict`` holds the trained weights."""
+        return self.model
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def train(self) -> TrainerState:
+        """Run the loop; returns the final state (``best_metric`` is the validation accuracy)."""
+        cfg = self.config
+        seed_everything(cfg.seed)
+        self._order_rng.manual_seed(cfg.seed)
+        self._setup()
+        if self.resume_from is not None:
+            self._restore(self.resume_from)
         self._emit("on_train_begin")
-        for epoch in range(cfg.epochs):
+        while self.state.epoch < cfg.epochs and not self.control.should_stop:
             self.state.augmented = None
+            self.state.augmented_sources = None
+            started = time.perf_counter()
             self._emit("on_epoch_begin")
             self.model.train()
-            texts, labels = list(self.train_data.texts), list(self.train_data.labels)
-            if self.state.augmented is not None:
-                texts += self.state.augmented.texts
-                labels += self.state.augmented.labels
-            n = len(texts)
-            batches = math.ceil(n / cfg.batch_size)
-            perm = torch.randperm(n, generator=order_rng).tolist()
-            epoch_loss = 0.0
-            for batch, start in enumerate(range(0, n, cfg.batch_size)):
-                idx = perm[start : start + cfg.batch_size]
-                targets = self._targets([labels[i] for i in idx])
-                out = self.model(**self._encode([texts[i] for i in idx]), labels=targets)
-                out.loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-                optimizer.step()
-                virtual_step[0] = (epoch * batches + batch + 1) * steps_per_epoch / batches
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                self.state.global_step += 1
-                loss = float(out.loss.detach())
-                epoch_loss += loss * len(idx)
-                correct = int((out.logits.argmax(-1) == targets).sum())
-                self._emit("on_step_end", loss=loss, correct=correct, seen=len(idx))
+            epoch_loss, seen = self._train_epoch()
             val_loss, val_accuracy = self.evaluate(self.validation)
             self.state.epoch += 1
-            metrics = {"epoch": float(self.state.epoch), "train_loss": epoch_loss / n,
+            metrics = {"epoch": float(self.state.epoch), "train_loss": epoch_loss / max(seen, 1),
                        "val_loss": val_loss, "val_accuracy": val_accuracy,
-                       "examples": float(n)}
+                       "examples": float(seen), **self._epoch_metrics(),
+                       "seconds": round(time.perf_counter() - started, 3)}
             self.state.log_history.append(metrics)
             if self.state.best_metric is None or val_accuracy > self.state.best_metric:
                 self.state.best_metric = val_accuracy
                 self.state.best_epoch = self.state.epoch
-                best_weights = copy.deepcopy(
-                    {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-                )
+                self._best = copy.deepcopy({k: v.detach().cpu() for k, v in
+                                            self._trained_module().state_dict().items()})
             self._emit("on_evaluate", metrics=metrics)
             self._emit("on_epoch_end")
-            if self.control.should_stop:
-                break
-        if best_weights is not None:
-            self.model.load_state_dict(best_weights)
+            if (self.state_dir is not None and cfg.checkpoint_every
+                    and self.state.epoch % cfg.checkpoint_every == 0
+                    and self.state.epoch < cfg.epochs and not self.control.should_stop):
+                self._save(self.state_dir)
+        if self._best is not None:
+            self._trained_module().load_state_dict(self._best)
         self.model.eval()
         self._emit("on_train_end")
         return self.state
+
+    def _save(self, folder: Path) -> None:
+        import torch
+
+        extra_meta, extra_tensors = self._extra_state()
+        weights = {f"model.{k}": v for k, v in self._trained_module().state_dict().items()}
+        if self._best is not None:
+            weights.update({f"best.{k}": v for k, v in self._best.items()})
+        meta = {
+            "config": self.config.model_dump(),
+            "epoch": self.state.epoch, "global_step": self.state.global_step,
+            "best_metric": self.state.best_metric, "best_epoch": self.state.best_epoch,
+            "log_history": self.state.log_history,
+            "rng": python_numpy_rng_state(),
+            "callbacks": [{"kind": type(cb).__name__, "state": cb.state_dict()}
+                          for cb in self.callbacks],
+            "extra": extra_meta,
+        }
+        tensors = {"optimizer": self._optimizer.state_dict(),
+                   "torch_rng": torch.get_rng_state(), "order_rng": self._order_rng.get_state(),
+                   **extra_tensors}
+        save_training_state(folder, meta=meta, weights=weights, optimizer=tensors)
+
+    def _restore(self, saved: TrainingState) -> None:
+        import torch
+
+        meta = saved.meta
+        changed = sorted(k for k, v in self.config.model_dump().items()
+                         if k != "device" and meta["config"].get(k) != v)
+        if changed:
+            raise ConfigError(f"the saved training state was made with other settings "
+                              f"({', '.join(changed)}); resume with the same settings")
+        module = self._trained_module()
+        module.load_state_dict({k[len("model."):]: v for k, v in saved.weights.items()
+                                if k.startswith("model.")})
+        best = {k[len("best."):]: v for k, v in saved.weights.items() if k.startswith("best.")}
+        self._best = best or None
+        self.state.epoch = int(meta["epoch"])
+        self.state.global_step = int(meta["global_step"])
+        self.state.best_metric = meta["best_metric"]
+        self.state.best_epoch = meta["best_epoch"]
+        self.state.log_history = list(meta["log_history"])
+        saved_states: dict[str, list[dict[str, Any]]] = {}
+        for entry in meta["callbacks"]:
+            saved_states.setdefault(entry["kind"], []).append(entry["state"])
+        for callback in self.callbacks:  # matched by kind, in order; extra callbacks start fresh
+            queue = saved_states.get(type(callback).__name__)
+            if queue:
+                callback.load_state_dict(queue.pop(0))
+        tensors = saved.optimizer
+        self._optimizer.load_state_dict(tensors["optimizer"])
+        self._restore_extra_state(meta["extra"], tensors)
+        torch.set_rng_state(tensors["torch_rng"])
+        self._order_rng.set_state(tensors["order_rng"])
+        restore_python_numpy_rng_state(meta["rng"])

@@ -3,17 +3,22 @@
 Per-sample gradients are clipped to ``dp_max_grad_norm`` and Gaussian noise is added; batches
 are Poisson-sampled, as the accountants (PRV or RDP) assume. With ``dp_epsilon`` the noise is
 calibrated so that the budget is spent exactly at the last planned epoch; epsilon spent is
-recorded after every epoch.
+recorded after every epoch. Clipping uses ghost clipping by default (per-sample gradient norms
+without materialising per-sample gradients) or Opacus' per-sample hooks.
+
+In ``adversarial+dp`` mode an adversarial example derived from training record *i* is trained
+in the same step as *i* and the two rows' per-sample gradients are averaged into *i*'s single
+per-sample gradient before clipping, so each record still moves the summed gradient by at most
+the clip norm and the accountant's figure holds unchanged (``docs/hardening.md``).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import TYPE_CHECKING, Any
 
 from guard.errors import ConfigError, require
-from training.loop import Trainer, seed_everything
+from training.loop import Trainer
 
 if TYPE_CHECKING:
     import torch
@@ -48,7 +53,7 @@ def _select_trainable(model: Any, trainable: str) -> list[str]:
 
 
 class PrivateTrainer(Trainer):
-    """The training loop under DP-SGD; same callbacks, early stopping and model selection.
+    """The training loop under DP-SGD; same callbacks, early stopping, model selection, resume.
 
     Raises:
         MissingExtraError: If Opacus is not installed.
@@ -63,122 +68,169 @@ class PrivateTrainer(Trainer):
             raise ConfigError(f"dp_delta {self.config.dp_delta} must be below 1/N = {1 / n:.3g} "
                               f"for N = {n} training examples; use e.g. {0.1 / n:.1g}")
         self.privacy: dict[str, Any] = {}
+        self._epsilons: list[float | None] = []
+        self._engine: Any = None
+        self._private_model: Any = None
+        self._criterion: Any = None
+        self._loader: Any = None
+        self._noise_rng: torch.Generator | None = None
+        self._sampling_rng: torch.Generator | None = None
+        self._trainable: list[str] = []
 
-    def _loader(self) -> torch.utils.data.DataLoader[Any]:
-        import torch
+    @property
+    def clipping(self) -> str:
+        """``ghost`` or ``hooks``: adversarial+dp needs materialised per-sample gradients."""
+        return "hooks" if self.config.adversarial else self.config.dp_clipping
 
-        texts, labels = self.train_data.texts, self.train_data.labels
-
-        def collate(items: list[tuple[torch.Tensor]]) -> tuple[dict[str, torch.Tensor],
-                                                               torch.Tensor]:
-            idx = [int(item[0]) for item in items]
-            return self._encode([texts[i] for i in idx]), self._targets([labels[i] for i in idx])
-
-        dataset = torch.utils.data.TensorDataset(torch.arange(len(texts)))
-        return torch.utils.data.DataLoader(dataset, batch_size=self.config.batch_size,
-                                           collate_fn=collate)
-
-    def train(self) -> Any:
-        """Run DP-SGD; ``self.privacy`` holds epsilon, delta, noise, sample rate and steps."""
+    def _setup(self) -> None:
         import torch
         from opacus import PrivacyEngine
         from opacus.validators import ModuleValidator
 
         cfg = self.config
-        seed_everything(cfg.seed)
-        trainable = _select_trainable(self.model, cfg.dp_trainable)
+        self._trainable = _select_trainable(self.model, cfg.dp_trainable)
         self.model.train()  # from_pretrained returns eval mode; Opacus needs training mode
         problems = [str(e) for e in ModuleValidator.validate(self.model, strict=False)]
         if problems:
             raise ConfigError("Opacus cannot train this model as is: " + "; ".join(problems[:3])
                               + ". Freeze those layers (dp_trainable='head') or replace them")
-        optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
-                                      lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-        engine = PrivacyEngine(accountant=cfg.dp_accountant, secure_mode=cfg.dp_secure_mode)
-        generator = torch.Generator().manual_seed(cfg.seed)
-        common = {"module": self.model, "optimizer": optimizer, "data_loader": self._loader(),
-                  "max_grad_norm": cfg.dp_max_grad_norm, "poisson_sampling": True,
-                  "noise_generator": None if cfg.dp_secure_mode else generator}
+        self._optimizer = torch.optim.AdamW(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        self._engine = PrivacyEngine(accountant=cfg.dp_accountant, secure_mode=cfg.dp_secure_mode)
+        self._noise_rng = torch.Generator().manual_seed(cfg.seed)
+        self._sampling_rng = torch.Generator().manual_seed(cfg.seed + 1)
+        records = torch.utils.data.TensorDataset(torch.arange(len(self.train_data)))
+        loader = torch.utils.data.DataLoader(records, batch_size=cfg.batch_size,
+                                             generator=self._sampling_rng)
+        common: dict[str, Any] = {
+            "module": self.model, "optimizer": self._optimizer, "data_loader": loader,
+            "max_grad_norm": cfg.dp_max_grad_norm, "poisson_sampling": True,
+            "noise_generator": None if cfg.dp_secure_mode else self._noise_rng}
+        if self.clipping == "ghost":
+            common |= {"grad_sample_mode": "ghost", "criterion": torch.nn.CrossEntropyLoss()}
         if cfg.dp_epsilon is not None:
-            private_model, optimizer, loader = engine.make_private_with_epsilon(
+            made = self._engine.make_private_with_epsilon(
                 **common, target_epsilon=cfg.dp_epsilon, target_delta=cfg.dp_delta,
                 epochs=cfg.epochs)
         else:
-            private_model, optimizer, loader = engine.make_private(
-                **common, noise_multiplier=cfg.dp_noise_multiplier)
-        plain_model = self.model  # the wrapper shares its parameters; save this one
-        self.state.max_steps = math.ceil(1 / loader.sample_rate) * cfg.epochs
-        best: dict[str, torch.Tensor] | None = None
-        epsilons: list[float | None] = []
-        self._emit("on_train_begin")
-        for _ in range(cfg.epochs):
-            self._emit("on_epoch_begin")
-            private_model.train()
-            epoch_loss, seen = 0.0, 0
-            for batch in loader:
-                inputs, targets = batch if isinstance(batch, tuple) else ({}, batch[0])
-                if len(targets) == 0:
-                    # Poisson sampling drew an empty batch. DP-SGD still takes a step: a
-                    # noise-only update, which is also what the accountant counts. A
-                    # zero-weighted placeholder example yields zero per-sample gradients.
-                    out = private_model(**self._encode([""]),
-                                        labels=self._targets([self.train_data.labels[0]]))
-                    (out.loss * 0.0).backward()
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    self.state.global_step += 1
-                    continue
-                out = private_model(**inputs, labels=targets)
-                out.loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+            made = self._engine.make_private(**common, noise_multiplier=cfg.dp_noise_multiplier)
+        if self.clipping == "ghost":
+            self._private_model, self._optimizer, self._criterion, self._loader = made
+        else:
+            self._private_model, self._optimizer, self._loader = made
+            self._criterion = torch.nn.CrossEntropyLoss()
+        self.state.max_steps = math.ceil(1 / self._loader.sample_rate) * cfg.epochs
+
+    def _rows(self, idx: list[int]) -> tuple[list[str], list[str], list[int]]:
+        """The batch's texts and labels, plus adversarial rows, and each row's record slot."""
+        texts = [self.train_data.texts[i] for i in idx]
+        labels = [self.train_data.labels[i] for i in idx]
+        groups = list(range(len(idx)))
+        extra, sources = self.state.augmented, self.state.augmented_sources
+        if extra is not None and sources is not None:
+            slot = {record: position for position, record in enumerate(idx)}
+            for text, label, source in zip(extra.texts, extra.labels, sources, strict=True):
+                if source in slot:
+                    texts.append(text)
+                    labels.append(label)
+                    groups.append(slot[source])
+        return texts, labels, groups
+
+    def _fold_into_records(self, groups: list[int], records: int) -> None:
+        """Average each record's rows' per-sample gradients into one per-sample gradient."""
+        import torch
+
+        index = torch.tensor(groups)
+        counts = torch.bincount(index, minlength=records).clamp(min=1)
+        for parameter in self._optimizer.params:
+            rows = parameter.grad_sample
+            summed = torch.zeros((records, *rows.shape[1:]), dtype=rows.dtype,
+                                 device=rows.device).index_add_(0, index.to(rows.device), rows)
+            shape = (records,) + (1,) * (rows.dim() - 1)
+            parameter.grad_sample = summed / counts.to(rows.device, rows.dtype).view(shape)
+
+    def _train_epoch(self) -> tuple[float, int]:
+        epoch_loss, seen = 0.0, 0
+        for batch in self._loader:
+            idx = [int(i) for i in batch[0]]
+            if not idx:
+                # Poisson sampling drew an empty batch. DP-SGD still takes a step: a noise-only
+                # update, which is also what the accountant counts. A zero-weighted placeholder
+                # example yields zero per-sample gradients.
+                logits = self._private_model(**self._encode([""])).logits
+                (self._criterion(logits, self._targets([self.train_data.labels[0]]))
+                 * 0.0).backward()
+                self._optimizer.step()
+                self._optimizer.zero_grad(set_to_none=True)
                 self.state.global_step += 1
-                loss = float(out.loss.detach())
-                epoch_loss += loss * len(targets)
-                seen += len(targets)
-                correct = int((out.logits.argmax(-1) == targets).sum())
-                self._emit("on_step_end", loss=loss, correct=correct, seen=len(targets))
-            # without noise there is no privacy to account for: epsilon is unbounded (None)
-            epsilon = (float(engine.get_epsilon(cfg.dp_delta)) if optimizer.noise_multiplier > 0
-                       else None)
-            epsilons.append(epsilon)
-            val_loss, val_accuracy = self.evaluate(self.validation)
-            self.state.epoch += 1
-            metrics = {"epoch": float(self.state.epoch), "train_loss": epoch_loss / max(seen, 1),
-                       "val_loss": val_loss, "val_accuracy": val_accuracy,
-                       "examples": float(seen)}
-            if epsilon is not None:
-                metrics["epsilon"] = epsilon
-            self.state.log_history.append(metrics)
-            if self.state.best_metric is None or val_accuracy > self.state.best_metric:
-                self.state.best_metric = val_accuracy
-                self.state.best_epoch = self.state.epoch
-                best = copy.deepcopy({k: v.detach().cpu()
-                                      for k, v in plain_model.state_dict().items()})
-            self._emit("on_evaluate", metrics=metrics)
-            self._emit("on_epoch_end")
-            if cfg.dp_epsilon is not None and epsilon is not None and \
-                    epsilon >= cfg.dp_epsilon - 1e-6:
-                self.control.should_stop = True  # the budget is spent
-            if self.control.should_stop:
-                break
-        if best is not None:
-            plain_model.load_state_dict(best)
-        plain_model.eval()
-        self._emit("on_train_end")
+                continue
+            texts, labels, groups = self._rows(idx)
+            targets = self._targets(labels)
+            logits = self._private_model(**self._encode(texts)).logits
+            loss = self._criterion(logits, targets)
+            loss.backward()
+            if len(groups) > len(idx):
+                self._fold_into_records(groups, len(idx))
+            self._optimizer.step()
+            self._optimizer.zero_grad(set_to_none=True)
+            self.state.global_step += 1
+            value = float(loss.detach())
+            epoch_loss += value * len(idx)
+            seen += len(idx)
+            correct = int((logits[: len(idx)].argmax(-1) == targets[: len(idx)]).sum())
+            self._emit("on_step_end", loss=value, correct=correct, seen=len(idx))
+        return epoch_loss, seen
+
+    def _epoch_metrics(self) -> dict[str, float]:
+        cfg = self.config
+        # without noise there is no privacy to account for: epsilon is unbounded (None)
+        epsilon = (float(self._engine.get_epsilon(cfg.dp_delta))
+                   if self._optimizer.noise_multiplier > 0 else None)
+        self._epsilons.append(epsilon)
+        if cfg.dp_epsilon is not None and epsilon is not None and \
+                epsilon >= cfg.dp_epsilon - 1e-6:
+            self.control.should_stop = True  # the budget is spent
+        return {} if epsilon is None else {"epsilon": epsilon}
+
+    def _extra_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self._noise_rng is None or self._sampling_rng is None:
+            raise RuntimeError("the private trainer was not set up")
+        accountant = self._engine.accountant.state_dict()
+        meta = {"epsilons": self._epsilons, "accountant_history": accountant["history"],
+                "accountant_mechanism": accountant["mechanism"]}
+        return meta, {"noise_rng": self._noise_rng.get_state(),
+                      "sampling_rng": self._sampling_rng.get_state()}
+
+    def _restore_extra_state(self, meta: dict[str, Any], tensors: dict[str, Any]) -> None:
+        if self._noise_rng is None or self._sampling_rng is None:
+            raise RuntimeError("the private trainer was not set up")
+        self._epsilons = list(meta["epsilons"])
+        self._engine.accountant.load_state_dict({
+            "history": [tuple(entry) for entry in meta["accountant_history"]],
+            "mechanism": meta["accountant_mechanism"]})
+        self._noise_rng.set_state(tensors["noise_rng"])
+        self._sampling_rng.set_state(tensors["sampling_rng"])
+
+    def train(self) -> Any:
+        """Run DP-SGD; ``self.privacy`` then holds epsilon, delta, noise, sample rate and steps."""
+        state = super().train()
+        cfg = self.config
         # What the accountant actually composed: Opacus derives the sample rate from the
         # loader's length, which can differ slightly from batch_size / N.
-        history = list(engine.accountant.history)
+        history = list(self._engine.accountant.history)
         self.privacy = {
-            "epsilon": epsilons[-1] if epsilons else None, "delta": cfg.dp_delta,
-            "epsilon_per_epoch": epsilons,
-            "noise_multiplier": float(optimizer.noise_multiplier),
+            "epsilon": self._epsilons[-1] if self._epsilons else None, "delta": cfg.dp_delta,
+            "epsilon_per_epoch": self._epsilons,
+            "noise_multiplier": float(self._optimizer.noise_multiplier),
             "max_grad_norm": cfg.dp_max_grad_norm,
-            "sample_rate": float(history[-1][1]) if history else float(loader.sample_rate),
+            "sample_rate": float(history[-1][1]) if history else float(self._loader.sample_rate),
             "steps": int(sum(entry[2] for entry in history)), "accountant": cfg.dp_accountant,
             "secure_mode": cfg.dp_secure_mode, "trainable": cfg.dp_trainable,
-            "trainable_parameters": len(trainable),
+            "trainable_parameters": len(self._trainable), "clipping": self.clipping,
+            "unit": "training record (an adversarial example counts with the record it came "
+                    "from)" if cfg.adversarial else "training record",
             "note": "epsilon covers the training split for every epoch trained; the validation "
                     "split used to pick the best epoch is treated as public (not covered)",
         }
-        return self.state
+        return state

@@ -9,6 +9,9 @@ from collections import Counter
 from typing import Any
 
 
+from guard.cli.options import add_executor_arguments, build_executor
+
+
 def add_parser(commands: Any) -> None:
     """Register the ``attack`` subcommand."""
     parser = commands.add_parser(
@@ -18,7 +21,8 @@ def add_parser(commands: Any) -> None:
             "Attack the first --n examples of --data with a recipe (see `guard ls recipes`). "
             "Each example is seeded with --seed + its index, so the same seed gives identical "
             "records. Records are checkpointed into --out as they finish: rerun the same "
-            "command after an interruption to resume. Needs the extra: pip install "
+            "command after an interruption to resume. --executor ray shards the examples "
+            "across Ray workers with identical records. Needs the extra: pip install "
             "'metaverse-guard[attacks]'."
         ),
     )
@@ -33,7 +37,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="run seed (0)")
     parser.add_argument("--query-budget", type=int, default=None,
                         help="most model queries per example")
-    parser.add_argument("--workers", type=int, default=1, help="parallel processes (1)")
+    add_executor_arguments(parser)
     parser.add_argument("--out", required=True, help="output folder (records, checkpoint)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
@@ -48,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     RECIPES.entry(args.recipe)  # fail fast on a typo, before any model loads
     from attacks.runner import run_attack
 
+    executor = build_executor(args)  # flag errors before any model loads or trains
+
     if args.model is None:
         from training.default_model import ensure_default_model
 
@@ -55,9 +61,14 @@ def run(args: argparse.Namespace) -> int:
     classifier = HFClassifier.from_pretrained(args.model, device="cpu")
     data = load_eval_data(args.data, split=args.split, text_column=args.text_column,
                           label_column=args.label_column, allowed_labels=classifier.labels)
-    result = run_attack(classifier, data, args.recipe, n=args.n, seed=args.seed,
-                        query_budget=args.query_budget, out=args.out, workers=args.workers,
-                        progress=not args.quiet)
+    try:
+        result = run_attack(classifier, data, args.recipe, n=args.n, seed=args.seed,
+                            query_budget=args.query_budget, out=args.out,
+                            workers=args.workers or 1, progress=not args.quiet,
+                            executor=executor)
+    finally:
+        if executor is not None:
+            executor.shutdown()
     counts = Counter(r.status for r in result.records)
     attempted = len(result.records) - counts["skipped"]
     rate = counts["successful"] / attempted if attempted else 0.0

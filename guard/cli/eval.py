@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from guard.cli.options import parse_dotted_options
+from guard.cli.options import add_executor_arguments, build_executor, parse_dotted_options
 from guard.errors import ConfigError
 
 DEFAULT_SUITES = "accuracy,latency"
@@ -26,7 +26,9 @@ def add_parser(commands: Any) -> None:
             "it fails); with --baseline the baseline model is evaluated on the same items for "
             "the policy's margins. Without --model, the default assistant (all-MiniLM-L6-v2 "
             "fine-tuned on the bundled metaverse intents) is trained on first use and cached. "
-            "--replay MANIFEST reruns a recorded evaluation and says whether it matches."
+            "--replay MANIFEST reruns a recorded evaluation and says whether it matches. "
+            "--executor ray runs multi-batch inference and attacks on Ray workers (the latency "
+            "suite always times the local model); results equal the local run's."
         ),
     )
     parser.add_argument("--model", default=None,
@@ -61,6 +63,7 @@ def add_parser(commands: Any) -> None:
                         help="with --replay: relative tolerance for timing metrics (0.5 = "
                              "±50%%, never tighter than ±5 ms); other metrics must match exactly")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_executor_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -116,7 +119,7 @@ def _plan(args: argparse.Namespace, policy: Any) -> tuple[list[str], dict[str, d
 
 
 def _evaluate(model_dir: str, args: argparse.Namespace, suites: list[str],
-              options: dict[str, dict[str, Any]], log: Any) -> dict[str, Any]:
+              options: dict[str, dict[str, Any]], log: Any, executor: Any) -> dict[str, Any]:
     from eval_suites.runner import results_document, run_suites
     from guard.data import load_eval_data
     from guard.models.classifier import HFClassifier
@@ -127,6 +130,10 @@ def _evaluate(model_dir: str, args: argparse.Namespace, suites: list[str],
     data = load_eval_data(args.data, split=args.split, text_column=args.text_column,
                           label_column=args.label_column, allowed_labels=model.labels)
     log(f"evaluating {model_dir} on {data.source} ({len(data)} rows): {', '.join(suites)}")
+    if executor is not None:
+        from guard.models.sharded import ShardedClassifier
+
+        model = ShardedClassifier(model, executor)
     results = run_suites(model, data, suites, seed=args.seed, options=options)
     manifest = read_manifest(model_dir) if Path(model_dir).is_dir() else None
     return results_document(results, model=model, data=data, seed=args.seed,
@@ -162,12 +169,17 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(message, file=sys.stderr)
 
+    executor = build_executor(args, device=args.device)  # starts nothing until first used
     model_dir = args.model if args.model is not None else _default_model(args, log)
-    document = _evaluate(model_dir, args, suites, options, log)
-    baseline = None
-    if args.baseline is not None:
-        baseline = _evaluate(args.baseline, args, suites, options, log)
-        write_json_atomic(baseline, out / "baseline" / RESULTS_FILE)
+    try:
+        document = _evaluate(model_dir, args, suites, options, log, executor)
+        baseline = None
+        if args.baseline is not None:
+            baseline = _evaluate(args.baseline, args, suites, options, log, executor)
+            write_json_atomic(baseline, out / "baseline" / RESULTS_FILE)
+    finally:
+        if executor is not None:
+            executor.shutdown()
     if policy is not None and policy_path is not None:
         document["policy"] = {"path": str(policy_path), "sha256": sha256_file(policy_path),
                               "resolved": policy.model_dump()}

@@ -29,3 +29,32 @@ def parse_dotted_options(items: list[str], *, flag: str, example: str
             value = raw
         options.setdefault(name.strip(), {})[option.strip()] = value
     return options
+
+
+def add_executor_arguments(parser: Any) -> None:
+    """``--executor local|ray``, ``--address`` and ``--workers``."""
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="local (default): this process (and --workers processes for "
+                             "attacks); ray: shard examples across Ray workers, one model "
+                             "replica each (pip install 'metaverse-guard[ray]')")
+    parser.add_argument("--address", default=None,
+                        help="ray: cluster address ('auto', 'ray://HOST:10001'); default: start "
+                             "a local Ray instance with --workers CPUs")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="parallel workers: processes (local attacks) or Ray actors (2)")
+
+
+def build_executor(args: Any, *, device: str = "cpu") -> Any:
+    """The :class:`guard.executors.RayExecutor` the flags ask for, or ``None`` for local runs.
+
+    Raises:
+        ConfigError: For ``--address`` without ``--executor ray``.
+    """
+    if args.executor != "ray":
+        if args.address is not None:
+            raise ConfigError("--address needs --executor ray")
+        return None
+    from guard.executors import RayExecutor
+
+    gpus = 1 if device.startswith("cuda") else 0
+    return RayExecutor(address=args.address, workers=args.workers or 2, gpus_per_worker=gpus)

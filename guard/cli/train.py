@@ -10,12 +10,13 @@ def add_parser(commands: Any) -> None:
     """Register the ``train`` subcommand."""
     parser = commands.add_parser(
         "train",
-        help="fine-tune an intent classifier (clean or adversarial mode)",
+        help="fine-tune an intent classifier (clean, adversarial, dp or adversarial+dp)",
         description=(
             "Fine-tune a sequence classifier with dynamic padding, a fixed seed and validation-"
             "based early stopping. Writes safetensors weights, the tokenizer and manifest.json "
-            "(data hash, config, package versions, seed, metrics) into --out. Settings: defaults "
-            "< --config file < flags."
+            "(data hash, config, package versions, seed, metrics, privacy budget spent, attack "
+            "rounds) into --out. Settings: defaults < --config file < flags. After every epoch "
+            "a resumable state is kept in OUT.resume; --resume continues from it."
         ),
     )
     parser.add_argument("--data", default=None,
@@ -34,10 +35,19 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (16)")
     parser.add_argument("--learning-rate", type=float, default=None, help="peak learning rate")
     parser.add_argument("--max-length", type=int, default=None, help="truncate to N tokens (64)")
-    parser.add_argument("--mode", choices=("clean", "adversarial", "dp"), default=None,
+    parser.add_argument("--mode", choices=("clean", "adversarial", "dp", "adversarial+dp"),
+                        default=None,
                         help="clean (default); adversarial: attack part of the training data "
                              "each epoch and train on the successes too (attacks extra); dp: "
-                             "DP-SGD with Opacus (dp extra)")
+                             "DP-SGD with Opacus (dp extra); adversarial+dp: both, each "
+                             "adversarial example counted with the record it came from. The "
+                             "private modes default to 20 epochs, batch 128, learning rate 3e-2 "
+                             "and mean pooling")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run that was writing --out, with its own "
+                             "settings (from OUT.resume); the result equals an uninterrupted run")
+    parser.add_argument("--pooling", choices=("cls", "mean"), default=None,
+                        help="sentence representation the head reads (cls; mean in dp modes)")
     parser.add_argument("--epsilon", type=float, default=None, help="dp: privacy budget (8)")
     parser.add_argument("--delta", type=float, default=None, help="dp: delta, below 1/N (1e-5)")
     parser.add_argument("--noise-multiplier", type=float, default=None,
@@ -47,11 +57,19 @@ def add_parser(commands: Any) -> None:
                         help="dp: per-sample clip norm (1.0)")
     parser.add_argument("--dp-trainable", choices=("head", "last-layer", "all"), default=None,
                         help="dp: what DP-SGD trains (head)")
+    parser.add_argument("--dp-clipping", choices=("ghost", "hooks"), default=None,
+                        help="dp: ghost clipping (default, faster) or Opacus per-sample hooks")
+    parser.add_argument("--accountant", choices=("prv", "rdp"), default=None,
+                        help="dp: privacy accountant (prv)")
     parser.add_argument("--adv-recipe", default=None, help="attack recipe (deepwordbug)")
     parser.add_argument("--adv-fraction", type=float, default=None,
                         help="share of training examples attacked per round (0.2)")
     parser.add_argument("--adv-clean-epochs", type=int, default=None,
                         help="clean epochs before the first attack round (1)")
+    parser.add_argument("--adv-every", type=int, default=None,
+                        help="epochs between attack rounds (1)")
+    parser.add_argument("--adv-query-budget", type=int, default=None,
+                        help="most model queries per attacked example (200)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (0)")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--trust-remote-code", action="store_true", default=None,
@@ -67,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     from training.clean import fine_tune
     from training.config import TrainConfig
 
+    if args.resume:
+        return _resume(args)
     config = TrainConfig.from_sources(
         args.config,
         data=args.data, model=args.model, text_column=args.text_column,
@@ -74,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         max_length=args.max_length, seed=args.seed, device=args.device, mode=args.mode,
         adv_recipe=args.adv_recipe, adv_fraction=args.adv_fraction,
-        adv_clean_epochs=args.adv_clean_epochs, dp_epsilon=args.epsilon, dp_delta=args.delta,
+        adv_clean_epochs=args.adv_clean_epochs, adv_every=args.adv_every,
+        adv_query_budget=args.adv_query_budget, dp_epsilon=args.epsilon, dp_delta=args.delta,
         dp_max_grad_norm=args.max_grad_norm, dp_trainable=args.dp_trainable,
+        dp_clipping=args.dp_clipping, dp_accountant=args.accountant, pooling=args.pooling,
         trust_remote_code=args.trust_remote_code,
     )
     if args.noise_multiplier is not None:
@@ -84,7 +106,33 @@ def run(args: argparse.Namespace) -> int:
         config = build_model(TrainConfig, {**config.model_dump(), "dp_epsilon": None,
                                            "dp_noise_multiplier": args.noise_multiplier},
                              what="training config")
-    result = fine_tune(config, out=args.out, progress=not args.quiet)
+    return _report(fine_tune(config, out=args.out, progress=not args.quiet))
+
+
+# Flags that are settings: with --resume the interrupted run's own settings apply instead.
+_SETTING_FLAGS = ("data", "model", "config", "text_column", "label_column", "epochs", "patience",
+                  "batch_size", "learning_rate", "max_length", "mode", "pooling", "epsilon",
+                  "delta", "noise_multiplier", "max_grad_norm", "dp_trainable", "dp_clipping",
+                  "accountant", "adv_recipe", "adv_fraction", "adv_clean_epochs", "adv_every",
+                  "adv_query_budget", "seed", "trust_remote_code")
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from guard.errors import ConfigError
+    from training.clean import fine_tune, resume_config
+
+    given = [f"--{name.replace('_', '-')}" for name in _SETTING_FLAGS
+             if getattr(args, name) is not None]
+    if given:
+        raise ConfigError(f"--resume continues with the interrupted run's own settings; drop "
+                          f"{', '.join(given)}")
+    config = resume_config(args.out)
+    if args.device is not None:
+        config = config.model_copy(update={"device": args.device})
+    return _report(fine_tune(config, out=args.out, progress=not args.quiet, resume=True))
+
+
+def _report(result: Any) -> int:
     metrics = result.manifest["metrics"]
     print(f"checkpoint: {result.checkpoint}")
     print(f"validation accuracy: {metrics['validation']['accuracy']:.4f} "

@@ -193,6 +193,9 @@ def load_pretrained(
     """
     from transformers import AutoTokenizer
 
+    from guard.models.pooled import register
+
+    register()  # guard's own architectures (mean-pooled heads) load like any other
     common: dict[str, Any] = {
         "revision": source.revision,
         "trust_remote_code": trust_remote_code,

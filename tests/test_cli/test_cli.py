@@ -82,6 +82,24 @@ def test_train_cli_writes_a_checkpoint(tiny_bert_dir: Path, tmp_path: Path,
     assert (out / "model.safetensors").is_file()
 
 
+def test_train_cli_dp_mode_reports_epsilon_and_resume_rules(
+        tiny_bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "dp"
+    code = main(["train", "--model", str(tiny_bert_dir), "--out", str(out), "--mode", "dp",
+                 "--epochs", "1", "--batch-size", "64", "--max-length", "24", "--epsilon", "8",
+                 "--quiet"])
+    assert code == 0
+    assert "privacy: epsilon " in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["privacy"]["epsilon"] == pytest.approx(8.0, abs=0.05)
+    assert manifest["config"]["pooling"] == "mean"  # the private defaults
+    # --resume takes the interrupted run's own settings; other settings are refused
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "3"]) == 2
+    assert "drop --epochs" in capsys.readouterr().err
+    assert main(["train", "--out", str(out), "--resume"]) == 2
+    assert "no resumable training state" in capsys.readouterr().err
+
+
 def test_train_rejects_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--out", str(tmp_path / "x"), "--epochs", "0"]) == 2
     assert "epochs" in capsys.readouterr().err

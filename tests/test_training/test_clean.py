@@ -108,8 +108,11 @@ def test_adversarial_mode_trains_on_successful_attacks(tmp_path: Path,
     assert sum(r["successful"] for r in rounds) > 0
     assert manifest["adversarial"]["constraint_set"].startswith("deepwordbug:")
     n_train = manifest["data"]["n_train"]
+    pool = 0
     for epoch, round_ in zip(manifest["history"], rounds, strict=True):
-        assert epoch["examples"] == n_train + round_["successful"]  # really trained on them
+        pool += round_["successful"]  # adv_keep: earlier rounds' examples stay in
+        assert round_["trained_on"] == pool
+        assert epoch["examples"] == n_train + pool  # really trained on them
 
 
 def test_adversarial_mode_rejects_unknown_recipe(tmp_path: Path, tiny_bert_dir: Path) -> None:

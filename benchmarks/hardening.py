@@ -1,0 +1,216 @@
+"""Evidence for hardening: adversarial training, DP fine-tuning, and what each costs.
+
+On the bundled intents with the all-MiniLM-L6-v2 default, at each mode's default settings:
+
+1. clean vs adversarial training: test accuracy, and accuracy under DeepWordBug on the test
+   split (target: adversarial >= clean + 15 points, clean accuracy drop <= 2 points);
+2. DP at epsilon 8, delta 1e-5 vs non-private training: test accuracy (target: within 5 points).
+   Two non-private references: the clean default (full fine-tune, [CLS] head) and the DP recipe
+   itself with no noise (same trainable parameters, pooling and clipping);
+3. DP step time / non-private step time on the same batch, for each choice of trainable
+   parameters, with ghost clipping and with Opacus' default per-sample hooks (target: <= 1.5);
+4. adversarial epoch time / clean epoch time (target: <= 2.5), from the epoch timings in the
+   two training runs' manifests.
+
+Every run happens in a fresh process; peak RSS is reported beside each. Trained models are kept
+in --work and reused by a rerun with the same settings (their manifests keep the timings).
+
+    python benchmarks/hardening.py [--work DIR] [--n-attack 252] [--steps 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import isolated, print_table, write_json
+
+DP_TRAINABLE = ("head", "last-layer", "all")
+
+
+def train(mode: str, out: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    from training.checkpoint import read_manifest
+    from training.clean import fine_tune
+    from training.config import TrainConfig
+
+    config = TrainConfig.from_sources(None, mode=mode, **overrides)
+    previous = read_manifest(out)
+    reused = previous is not None and previous["config"] == config.model_dump()
+    manifest = previous if previous is not None and reused else \
+        fine_tune(config, out=out, progress=False).manifest
+    history = manifest["history"]
+    attack_epochs = {r["epoch"] for r in manifest.get("adversarial", {}).get("rounds", [])}
+    return {"mode": mode, "checkpoint": out, "reused": reused,
+            "test_accuracy": manifest["metrics"]["test"]["accuracy"],
+            "n_test": int(manifest["metrics"]["test"]["n"]),
+            "epochs_run": manifest["metrics"]["epochs_run"],
+            "train_seconds": manifest["metrics"]["train_seconds"],
+            "epoch_seconds": [e["seconds"] for e in history],
+            "attack_epoch_seconds": [e["seconds"] for e in history
+                                     if int(e["epoch"]) in attack_epochs],
+            "epsilon": manifest.get("privacy", {}).get("epsilon"),
+            "noise_multiplier": manifest.get("privacy", {}).get("noise_multiplier")}
+
+
+def attack(model: str, n: int) -> dict[str, Any]:
+    from attacks.runner import run_attack
+    from guard.data import load_eval_data
+
+    run = run_attack(model, load_eval_data("bundled"), "deepwordbug", n=n, seed=0,
+                     progress=False)
+    statuses = [r.status for r in run.records]
+    correct = sum(s != "skipped" for s in statuses)
+    held = sum(s == "failed" for s in statuses)
+    return {"model": model, "n": len(statuses), "clean_correct": correct,
+            "still_correct": held, "accuracy_under_attack": held / len(statuses),
+            "attack_success_rate": (correct - held) / correct if correct else None,
+            "seconds": run.seconds}
+
+
+def step_times(trainable: str, batch_size: int, steps: int) -> dict[str, Any]:
+    """Seconds per optimiser step on the same batches: non-private, ghost clipping, hooks."""
+    import warnings
+
+    import torch
+    from opacus import PrivacyEngine
+    from transformers import AutoTokenizer
+
+    from guard.data import load_splits
+    from guard.models.pooled import MeanPooledBackbone
+    from guard.models.source import default_backbone_path
+    from training.privacy import _select_trainable
+
+    warnings.filterwarnings("ignore")
+    path = str(default_backbone_path())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    train_rows = load_splits("bundled").train
+    labels = sorted(set(train_rows.labels))
+    texts = list(train_rows.texts[: batch_size * (steps + 1)])
+    targets = torch.tensor([labels.index(x) for x in train_rows.labels[: len(texts)]])
+    batches = [(tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=64,
+                          return_tensors="pt"), targets[i:i + batch_size])
+               for i in range(0, len(texts), batch_size)]
+    result: dict[str, Any] = {"trainable": trainable, "batch_size": batch_size}
+    for method in ("non-private", "ghost", "hooks"):
+        torch.manual_seed(0)
+        model = MeanPooledBackbone.from_pretrained(path, num_labels=len(labels))
+        _select_trainable(model, trainable)
+        model.train()
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-3)
+        criterion = torch.nn.CrossEntropyLoss()
+        if method != "non-private":
+            loader = torch.utils.data.DataLoader(
+                torch.utils.data.TensorDataset(torch.arange(len(texts))), batch_size=batch_size)
+            engine = PrivacyEngine(accountant="prv")
+            options: dict[str, Any] = {"grad_sample_mode": method}
+            if method == "ghost":
+                options["criterion"] = criterion
+            made = engine.make_private(module=model, optimizer=optimizer, data_loader=loader,
+                                       noise_multiplier=1.0, max_grad_norm=1.0,
+                                       poisson_sampling=False, **options)
+            model, optimizer = made[0], made[1]
+            if method == "ghost":
+                criterion = made[2]
+        times = []
+        for i, (inputs, y) in enumerate(batches):
+            start = time.perf_counter()
+            loss = criterion(model(**inputs).logits, y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if i:  # the first step warms up
+                times.append(time.perf_counter() - start)
+        result[f"{method}_s"] = sum(times) / len(times)
+    result["ghost_ratio"] = result["ghost_s"] / result["non-private_s"]
+    result["hooks_ratio"] = result["hooks_s"] / result["non-private_s"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default=None, help="folder for the trained models (reused)")
+    parser.add_argument("--n-attack", type=int, default=252, help="test examples to attack")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per method")
+    parser.add_argument("--batch-size", type=int, default=16, help="batch for step timings")
+    parser.add_argument("--out", default="benchmarks/results/hardening.json")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    work = Path(args.work or Path(tempfile.gettempdir()) / "guard-bench-hardening")
+    work.mkdir(parents=True, exist_ok=True)
+
+    runs = {
+        "clean": isolated(train, mode="clean", out=str(work / "clean"), overrides={}),
+        "adversarial": isolated(train, mode="adversarial", out=str(work / "adversarial"),
+                                overrides={}),
+        "dp": isolated(train, mode="dp", out=str(work / "dp"), overrides={}),
+        "dp-recipe-no-noise": isolated(train, mode="dp", out=str(work / "dp-no-noise"),
+                                       overrides={"dp_epsilon": None,
+                                                  "dp_noise_multiplier": 0.0}),
+    }
+    print("training runs (default settings of each mode)")
+    print_table(list(runs.values()), ["mode", "test_accuracy", "epochs_run", "train_seconds",
+                                      "epsilon", "noise_multiplier", "peak_rss_mb", "reused"])
+
+    attacks = {name: isolated(attack, model=runs[name]["checkpoint"], n=args.n_attack)
+               for name in ("clean", "adversarial")}
+    print("\nDeepWordBug on the test split")
+    print_table([{"model": k, **v} for k, v in attacks.items()],
+                ["model", "n", "accuracy_under_attack", "attack_success_rate", "seconds",
+                 "peak_rss_mb"])
+
+    steps = [isolated(step_times, trainable=t, batch_size=args.batch_size, steps=args.steps)
+             for t in DP_TRAINABLE]
+    print(f"\nseconds per step, batch {args.batch_size}, mean pooling")
+    print_table(steps, ["trainable", "non-private_s", "ghost_s", "hooks_s", "ghost_ratio",
+                        "hooks_ratio", "peak_rss_mb"])
+
+    clean, adv = runs["clean"], runs["adversarial"]
+    clean_epoch = sum(clean["epoch_seconds"]) / len(clean["epoch_seconds"])
+    adv_epoch = sum(adv["epoch_seconds"]) / len(adv["epoch_seconds"])
+    attack_epoch = (sum(adv["attack_epoch_seconds"]) / len(adv["attack_epoch_seconds"])
+                    if adv["attack_epoch_seconds"] else None)
+    default_step = next(s for s in steps if s["trainable"] == "head")
+    evidence = {
+        "robustness_gain_points": 100 * (attacks["adversarial"]["accuracy_under_attack"]
+                                         - attacks["clean"]["accuracy_under_attack"]),
+        "adversarial_clean_drop_points": 100 * (clean["test_accuracy"]
+                                                - adv["test_accuracy"]),
+        "dp_gap_to_clean_default_points": 100 * (clean["test_accuracy"]
+                                                 - runs["dp"]["test_accuracy"]),
+        "dp_gap_to_same_recipe_without_noise_points": 100 * (
+            runs["dp-recipe-no-noise"]["test_accuracy"] - runs["dp"]["test_accuracy"]),
+        "dp_step_ratio_default_ghost": default_step["ghost_ratio"],
+        "dp_step_ratio_default_hooks": default_step["hooks_ratio"],
+        "adversarial_epoch_ratio_all_epochs": adv_epoch / clean_epoch,
+        "adversarial_epoch_ratio_attack_epochs": (attack_epoch / clean_epoch
+                                                  if attack_epoch else None),
+    }
+    targets = {"robustness_gain_points": (">=", 15.0), "adversarial_clean_drop_points": ("<=", 2.0),
+               "dp_gap_to_clean_default_points": ("<=", 5.0),
+               "dp_gap_to_same_recipe_without_noise_points": ("<=", 5.0),
+               "dp_step_ratio_default_ghost": ("<=", 1.5),
+               "adversarial_epoch_ratio_attack_epochs": ("<=", 2.5)}
+    rows = []
+    for name, value in evidence.items():
+        op, target = targets.get(name, (None, None))
+        met = None if op is None or value is None else (
+            value >= target if op == ">=" else value <= target)
+        rows.append({"figure": name, "value": value,
+                     "target": f"{op} {target}" if op else None, "met": met})
+    print("\nevidence")
+    print_table(rows, ["figure", "value", "target", "met"])
+    write_json(args.out, {"benchmark": "hardening", "runs": runs, "attacks": attacks,
+                          "step_times": steps, "evidence": rows,
+                          "settings": json.loads(json.dumps(vars(args)))})
+
+
+if __name__ == "__main__":
+    main()
