@@ -23,8 +23,8 @@ from _common import isolated, print_table, write_json
 def attack(model: str, recipe: str, n: int, executor: str, workers: int) -> dict[str, Any]:
     import torch
 
-    from attacks.runner import run_attack
     from attacks.records import write_records
+    from attacks.runner import run_attack
     from guard.data import load_eval_data
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))

@@ -94,10 +94,31 @@ class RayExecutor:
         key = (init, init_args)
         if key not in self._pools:
             ray = self._connect()
+            # One pool at a time: a second would wait forever for the CPUs the first holds.
+            self.release()
+            needed = {"CPU": self.workers * self.cpus_per_worker,
+                      "GPU": self.workers * self.gpus_per_worker}
+            have = ray.cluster_resources()
+            short = [f"{v:g} {k} (the cluster has {have.get(k, 0):g})"
+                     for k, v in needed.items() if v > have.get(k, 0)]
+            if short:
+                raise ConfigError(f"{self.workers} workers need {', '.join(short)}; "
+                                  "use fewer --workers")
             actor = ray.remote(num_cpus=self.cpus_per_worker,
                                num_gpus=self.gpus_per_worker)(_Actor)
             self._pools[key] = [actor.remote(init, init_args) for _ in range(self.workers)]
         return self._pools[key]
+
+    def release(self) -> None:
+        """Stop this executor's actors, freeing their CPUs and GPUs (Ray keeps running)."""
+        if not self._pools:
+            return
+        import ray
+
+        for actors in self._pools.values():
+            for actor in actors:
+                ray.kill(actor)
+        self._pools.clear()
 
     def map(self, init: str, init_args: tuple[Any, ...], fn: str,
             jobs: Sequence[Any]) -> Iterator[tuple[int, Any]]:
@@ -133,10 +154,7 @@ class RayExecutor:
         """Stop the actors (and the local Ray instance if this executor started it)."""
         import ray
 
-        for actors in self._pools.values():
-            for actor in actors:
-                ray.kill(actor)
-        self._pools.clear()
+        self.release()
         if self._started_here and ray.is_initialized():
             ray.shutdown()
         self._started_here = False

@@ -179,7 +179,8 @@ def fine_tune(
         manifest["adversarial"] = {
             "recipe": config.adv_recipe, "fraction": config.adv_fraction,
             "clean_epochs": config.adv_clean_epochs, "every": config.adv_every,
-            "query_budget": config.adv_query_budget, "rounds": adversarial.rounds,
+            "query_budget": config.adv_query_budget, "keep": config.adv_keep,
+            "rounds": adversarial.rounds,
             "constraint_set": adversarial.rounds[0]["constraint_set"]
             if adversarial.rounds else None,
         }

@@ -191,6 +191,10 @@ class Trainer:
             self._emit("on_step_end", loss=loss, correct=correct, seen=len(idx))
         return epoch_loss, n
 
+    def _enter_train_mode(self) -> None:
+        """Put the model in training mode (dropout on) before an epoch."""
+        self.model.train()
+
     def _epoch_metrics(self) -> dict[str, float]:
         """Extra figures to log for the epoch just trained (e.g. epsilon spent)."""
         return {}
@@ -223,7 +227,7 @@ class Trainer:
             self.state.augmented_sources = None
             started = time.perf_counter()
             self._emit("on_epoch_begin")
-            self.model.train()
+            self._enter_train_mode()
             epoch_loss, seen = self._train_epoch()
             val_loss, val_accuracy = self.evaluate(self.validation)
             self.state.epoch += 1

@@ -122,6 +122,18 @@ class PrivateTrainer(Trainer):
             self._criterion = torch.nn.CrossEntropyLoss()
         self.state.max_steps = math.ceil(1 / self._loader.sample_rate) * cfg.epochs
 
+    def _enter_train_mode(self) -> None:
+        """Training mode for what DP-SGD trains; frozen blocks stay in eval mode.
+
+        Dropout in a frozen block only adds noise to the features the trained layers see, and
+        differs from what they see at inference; DP-SGD already brings all the noise it needs.
+        """
+        self.model.train()
+        for module in self.model.modules():
+            parameters = list(module.parameters(recurse=True))
+            if parameters and not any(p.requires_grad for p in parameters):
+                module.eval()
+
     def _rows(self, idx: list[int]) -> tuple[list[str], list[str], list[int]]:
         """The batch's texts and labels, plus adversarial rows, and each row's record slot."""
         texts = [self.train_data.texts[i] for i in idx]

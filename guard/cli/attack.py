@@ -8,7 +8,6 @@ import sys
 from collections import Counter
 from typing import Any
 
-
 from guard.cli.options import add_executor_arguments, build_executor
 
 

@@ -121,8 +121,10 @@ class MeanPooledBackbone:
         if backbone.model_type != "bert":
             raise ValueError(f"mean pooling supports BERT backbones; this one is "
                              f"{backbone.model_type!r}. Use pooling='cls'")
-        values = {k: v for k, v in backbone.to_dict().items()
-                  if k not in ("model_type", "architectures", "transformers_version")}
+        dropped = {"model_type", "architectures", "transformers_version"}
+        if "num_labels" in config_options:  # the backbone's label maps are for its own labels
+            dropped |= {"id2label", "label2id"}
+        values = {k: v for k, v in backbone.to_dict().items() if k not in dropped}
         config = MeanPooledBertConfig(**{**values, **config_options})  # type: ignore[no-untyped-call]
         model: MeanPooledBertForSequenceClassification = \
             MeanPooledBertForSequenceClassification.from_pretrained(location, config=config,

@@ -115,6 +115,19 @@ def test_adversarial_mode_trains_on_successful_attacks(tmp_path: Path,
         assert epoch["examples"] == n_train + pool  # really trained on them
 
 
+def test_adversarial_mode_without_keep_trains_on_the_current_round_only(
+        tmp_path: Path, tiny_classifier_dir: Path) -> None:
+    config = TrainConfig(model=str(tiny_classifier_dir), mode="adversarial", epochs=2,
+                         patience=5, batch_size=64, max_length=32, adv_clean_epochs=0,
+                         adv_fraction=0.05, adv_query_budget=100, adv_keep=False)
+    manifest = fine_tune(config, out=tmp_path / "adv", progress=False).manifest
+    n_train = manifest["data"]["n_train"]
+    for epoch, round_ in zip(manifest["history"], manifest["adversarial"]["rounds"],
+                             strict=True):
+        assert round_["trained_on"] == round_["successful"]
+        assert epoch["examples"] == n_train + round_["successful"]
+
+
 def test_adversarial_mode_rejects_unknown_recipe(tmp_path: Path, tiny_bert_dir: Path) -> None:
     from guard.errors import UnknownNameError
 
