@@ -76,6 +76,13 @@ def load_textattack() -> ModuleType:
                 logging.getLogger(name).disabled = disabled
         # TextAttack logs every attack's setup at INFO through its own handler; keep it quiet.
         logging.getLogger("textattack.shared.utils.install").setLevel(logging.WARNING)
+        # Our mean-pooled classifier is a sequence classifier too: say so, or TextAttack warns
+        # on every attack it builds that it cannot tell.
+        from textattack.goal_functions import UntargetedClassification
+        from textattack.shared.validators import MODELS_BY_GOAL_FUNCTION
+
+        MODELS_BY_GOAL_FUNCTION[UntargetedClassification].append(
+            r"^guard\.models\.pooled\.\w*ForSequenceClassification$")
         module: ModuleType = textattack
         return module
 
