@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import Any
 
 
+def offline_defaults() -> None:
+    """Offline hub access and quiet tokenizers, unless the caller's environment says otherwise."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
 def _child(fn: Callable[..., dict[str, Any]], kwargs: dict[str, Any], queue: Any) -> None:
     result = fn(**kwargs)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

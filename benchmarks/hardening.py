@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import isolated, print_table, write_json
+from _common import isolated, offline_defaults, print_table, write_json
 
 DP_TRAINABLE = ("head", "last-layer", "all")
 
@@ -140,9 +139,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="batch for step timings")
     parser.add_argument("--out", default="benchmarks/results/hardening.json")
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    offline_defaults()
     work = Path(args.work or Path(tempfile.gettempdir()) / "guard-bench-hardening")
     work.mkdir(parents=True, exist_ok=True)
 

@@ -17,7 +17,7 @@ import os
 import time
 from typing import Any
 
-from _common import isolated, print_table, write_json
+from _common import isolated, offline_defaults, print_table, write_json
 
 
 def attack(model: str, recipe: str, n: int, executor: str, workers: int) -> dict[str, Any]:
@@ -52,9 +52,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100, help="test examples to attack")
     parser.add_argument("--out", default="benchmarks/results/scaling.json")
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    offline_defaults()
     if args.model is None:
         from training.default_model import ensure_default_model
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from guard.atomic import write_dir_atomic
 from guard.errors import ConfigError
 from guard.provenance import sha256_file
 
@@ -73,9 +72,7 @@ def write_checkpoint(
     """
     target = Path(out).expanduser().resolve()
     check_writable_out(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with write_dir_atomic(target) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         for name, text in (extra_files or {}).items():
@@ -83,14 +80,4 @@ def write_checkpoint(
         files = {p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.is_file()}
         record = {"schema_version": MANIFEST_SCHEMA_VERSION, **manifest, "files": files}
         (staging / MANIFEST_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            target.rename(retired / target.name)
-            staging.rename(target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from guard.atomic import write_dir_atomic
 from guard.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -72,24 +71,12 @@ def save_training_state(folder: Path, *, meta: dict[str, Any],
     import torch
     from safetensors.torch import save_file
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
+    with write_dir_atomic(folder) as staging:
         save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()},
                   str(staging / WEIGHTS_FILE))
         torch.save(optimizer, staging / OPTIMIZER_FILE)
         record = {"schema_version": STATE_SCHEMA_VERSION, **meta}
         (staging / STATE_FILE).write_text(json.dumps(record) + "\n", encoding="utf-8")
-        if folder.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
-            folder.rename(retired / folder.name)
-            staging.rename(folder)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            staging.rename(folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def load_training_state(folder: Path) -> TrainingState:
