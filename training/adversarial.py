@@ -10,6 +10,10 @@ hash of its own content, so whether and how an example is perturbed depends on t
 the current model only, never on its neighbours; each adversarial example records the training
 example it came from, and the private trainer folds the two into one per-sample gradient
 (``docs/hardening.md`` has the privacy argument).
+
+In a data-parallel run the processes split each round's attacks between them (every example
+keeps its seed) and share the successes, so every process trains on the same pool as one
+process would.
 """
 
 from __future__ import annotations
@@ -105,21 +109,31 @@ class AdversarialAugmentationCallback(TrainerCallback):
             if cfg.adv_keep:
                 self._offer(state)
             return
-        sample = TextDataset.from_rows([train.texts[i] for i in chosen],
-                                       [train.labels[i] for i in chosen],
-                                       source=f"{train.source}#adv-epoch-{state.epoch}")
-        classifier = HFClassifier(self._trainer.model, self._trainer.tokenizer,
-                                  max_length=cfg.max_length)
-        run = run_attack(classifier, sample, cfg.adv_recipe, seed=cfg.seed + 1000 * state.epoch,
-                         query_budget=cfg.adv_query_budget, progress=False, seeds=seeds)
-        self._trainer.model.train()
-        wins = [r for r in run.records if r.status == "successful"]
-        fresh = [(r.perturbed_text, r.label, chosen[r.index]) for r in wins]
+        if seeds is None:
+            seeds = [cfg.seed + 1000 * state.epoch + k for k in range(len(chosen))]
+        dist = self._trainer.dist
+        mine = dist.shard(range(len(chosen)))  # positions in `chosen` this process attacks
+        local: tuple[list[tuple[int, str]], str | None] = ([], None)
+        if mine:
+            sample = TextDataset.from_rows([train.texts[chosen[k]] for k in mine],
+                                           [train.labels[chosen[k]] for k in mine],
+                                           source=f"{train.source}#adv-epoch-{state.epoch}")
+            classifier = HFClassifier(self._trainer.model, self._trainer.tokenizer,
+                                      max_length=cfg.max_length)
+            run = run_attack(classifier, sample, cfg.adv_recipe, query_budget=cfg.adv_query_budget,
+                             progress=False, seeds=[seeds[k] for k in mine])
+            local = ([(mine[r.index], r.perturbed_text) for r in run.records
+                      if r.status == "successful"], run.constraint_set)
+            self._trainer.model.train()
+        shared = dist.gather(local)
+        wins = sorted(win for part, _ in shared for win in part)
+        constraint_set = next(c for _, c in shared if c is not None)
+        fresh = [(text, train.labels[chosen[k]], chosen[k]) for k, text in wins]
         self._pool = [*self._pool, *fresh] if cfg.adv_keep else fresh
-        self._offer(state, source=f"adversarial:{run.constraint_set}")
+        self._offer(state, source=f"adversarial:{constraint_set}")
         self.rounds.append({"epoch": state.epoch + 1, "attacked": len(chosen),
                             "successful": len(wins), "trained_on": len(self._pool),
-                            "constraint_set": run.constraint_set})
+                            "constraint_set": constraint_set})
 
     def _offer(self, state: TrainerState, source: str = "adversarial") -> None:
         """Hand the pool to the loop for this epoch."""

@@ -24,6 +24,7 @@ from guard.provenance import environment, package_versions, sha256_model_dir
 from training.callbacks import EarlyStoppingCallback, ProgressCallback, TrainerCallback
 from training.checkpoint import check_writable_out, write_checkpoint
 from training.config import TrainConfig
+from training.distributed import DistributedContext, context_from_environment, process_group
 from training.loop import Trainer, seed_everything
 from training.resume import load_training_state, resume_dir_for
 
@@ -75,6 +76,10 @@ def fine_tune(
     While training, a resumable state is saved every ``config.checkpoint_every`` epochs into
     ``<out>.resume`` beside the checkpoint folder; it is deleted once the checkpoint is written.
 
+    Started by ``torchrun`` with several processes, it trains data-parallel (see
+    :mod:`training.distributed`): ``config.batch_size`` is the global batch, rank 0 shows the
+    progress and writes the checkpoint, and every process returns the same result.
+
     Args:
         config: Model, data and hyper-parameters.
         out: Checkpoint folder to write (atomically; an earlier guard checkpoint is replaced).
@@ -91,6 +96,22 @@ def fine_tune(
         ModelNotFoundError: If the backbone cannot be found or loaded.
         ConfigError: If ``out`` cannot be written, or there is no state to resume.
     """
+    context = context_from_environment()
+    with process_group(context, pick_device(config.device)) as device:
+        return _fine_tune(config, out=out, progress=progress, callbacks=callbacks, resume=resume,
+                          device=device, context=context)
+
+
+def _fine_tune(
+    config: TrainConfig,
+    *,
+    out: str | Path,
+    progress: bool,
+    callbacks: tuple[TrainerCallback, ...],
+    resume: bool,
+    device: str,
+    context: DistributedContext,
+) -> TrainResult:
     from transformers import AutoModelForSequenceClassification
 
     from guard.models.pooled import MeanPooledBackbone
@@ -114,7 +135,6 @@ def fine_tune(
             num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={label: i for i, label in enumerate(labels)},
             ignore_mismatched_sizes=True)  # a fresh head for our labels
-    device = pick_device(config.device)
     model.to(device)
     adversarial = None
     if config.adversarial:
@@ -128,10 +148,11 @@ def fine_tune(
         trainer_class = PrivateTrainer
     trainer = trainer_class(
         model, tokenizer, train=splits.train, validation=splits.validation, config=config,
-        callbacks=(*((adversarial,) if adversarial else ()), ProgressCallback(enabled=progress),
+        callbacks=(*((adversarial,) if adversarial else ()),
+                   ProgressCallback(enabled=progress and context.is_main),
                    EarlyStoppingCallback(patience=config.patience, min_delta=config.min_delta),
                    *callbacks),
-        state_dir=state_dir, resume_from=saved,
+        state_dir=state_dir, resume_from=saved, distributed=context,
     )
     started = time.perf_counter()
     state = trainer.train()
@@ -160,6 +181,7 @@ def fine_tune(
         "config": config.model_dump(),
         "seed": config.seed,
         "device": device,
+        "processes": context.world_size,
         "packages": package_versions(),
         "environment": environment(),
         "metrics": {
@@ -184,9 +206,11 @@ def fine_tune(
             "constraint_set": adversarial.rounds[0]["constraint_set"]
             if adversarial.rounds else None,
         }
-    responses = _bundled_responses(config)
-    extra = {RESPONSES_FILE: responses} if responses is not None else {}
-    folder = write_checkpoint(out_path, model=model, tokenizer=tokenizer, manifest=manifest,
-                              extra_files=extra)
-    shutil.rmtree(state_dir, ignore_errors=True)  # the run is complete: nothing to resume
-    return TrainResult(folder, json.loads((folder / "manifest.json").read_text()))
+    if context.is_main:
+        responses = _bundled_responses(config)
+        extra = {RESPONSES_FILE: responses} if responses is not None else {}
+        write_checkpoint(out_path, model=model, tokenizer=tokenizer, manifest=manifest,
+                         extra_files=extra)
+        shutil.rmtree(state_dir, ignore_errors=True)  # the run is complete: nothing to resume
+    context.barrier()  # the other processes return once the checkpoint exists
+    return TrainResult(out_path, json.loads((out_path / "manifest.json").read_text()))

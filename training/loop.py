@@ -16,6 +16,7 @@ from guard.data import TextDataset
 from guard.errors import ConfigError, DataError
 from training.callbacks import TrainerCallback, TrainerControl, TrainerState
 from training.config import TrainConfig
+from training.distributed import DistributedContext
 from training.resume import (
     TrainingState,
     python_numpy_rng_state,
@@ -46,6 +47,11 @@ class Trainer:
     built with ``resume_from`` continues such a run and ends with the same weights as a run that
     was never interrupted.
 
+    Under ``torchrun`` (a ``distributed`` context with several processes) the model is wrapped
+    in ``DistributedDataParallel``; each process takes its share of every global batch of
+    ``config.batch_size`` rows and the losses are weighted so that the averaged gradient is the
+    global batch's mean, as in one process. Evaluation is sharded too; only rank 0 saves.
+
     Args:
         model: A ``transformers`` sequence-classification model whose ``config.label2id`` covers
             every training label.
@@ -56,6 +62,7 @@ class Trainer:
         callbacks: Event handlers (progress bar, early stopping, ...).
         state_dir: Where to save resumable training states (``None``: never).
         resume_from: A saved state to continue from.
+        distributed: This process's place in a data-parallel run (default: one process).
     """
 
     def __init__(
@@ -69,8 +76,10 @@ class Trainer:
         callbacks: Sequence[TrainerCallback] = (),
         state_dir: Path | None = None,
         resume_from: TrainingState | None = None,
+        distributed: DistributedContext | None = None,
     ) -> None:
         self.model = model
+        self.dist = distributed or DistributedContext()
         self.tokenizer = tokenizer
         self.train_data = train
         self.validation = validation
@@ -92,6 +101,7 @@ class Trainer:
         self._order_rng = torch.Generator()
         self._optimizer: Any = None
         self._scheduler: Any = None
+        self._forward: Any = model  # what training batches run through (DDP-wrapped if sharded)
         self._virtual_step = 0.0
         for callback in self.callbacks:
             callback.bind(self)
@@ -119,12 +129,12 @@ class Trainer:
         return torch.optim.AdamW(groups, lr=self.config.learning_rate)
 
     def evaluate(self, data: TextDataset) -> tuple[float, float]:
-        """Mean loss and accuracy of the current model on ``data``."""
+        """Mean loss and accuracy of the current model on ``data`` (every process must call)."""
         import torch
 
         self.model.eval()
         total_loss, correct = 0.0, 0
-        order = sorted(range(len(data)), key=lambda i: len(data.texts[i]))
+        order = self.dist.shard(sorted(range(len(data)), key=lambda i: len(data.texts[i])))
         size = max(self.config.batch_size, 64)
         with torch.inference_mode():
             for start in range(0, len(order), size):
@@ -133,7 +143,8 @@ class Trainer:
                 out = self.model(**self._encode([data.texts[i] for i in idx]), labels=targets)
                 total_loss += float(out.loss) * len(idx)
                 correct += int((out.logits.argmax(-1) == targets).sum())
-        return total_loss / len(data), correct / len(data)
+        total_loss, all_correct = self.dist.sum([total_loss, correct])
+        return total_loss / len(data), all_correct / len(data)
 
     def _emit(self, event: str, **kwargs: object) -> None:
         for callback in self.callbacks:
@@ -150,6 +161,12 @@ class Trainer:
         steps_per_epoch = math.ceil(len(self.train_data) / cfg.batch_size)
         self.state.max_steps = steps_per_epoch * cfg.epochs
         self._optimizer = self._make_optimizer()
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device = self.model.device
+            self._forward = DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
         # Linear warm-up and decay as in transformers, driven by progress through the epochs,
         # so epochs enlarged with adversarial examples keep the planned shape. With plain
         # epochs the virtual step is exactly the optimiser step count.
@@ -174,22 +191,35 @@ class Trainer:
         perm = torch.randperm(n, generator=self._order_rng).tolist()
         epoch_loss = 0.0
         for batch, start in enumerate(range(0, n, cfg.batch_size)):
-            idx = perm[start : start + cfg.batch_size]
+            batch_rows = perm[start : start + cfg.batch_size]
+            idx = self.dist.shard(batch_rows)
+            if not idx:  # fewer rows than processes: take part in the gradient exchange anyway
+                self._forward(**self._encode([""])).logits.sum().mul(0.0).backward()
+                self._step(batch, batches, steps_per_epoch)
+                continue
             targets = self._targets([labels[i] for i in idx])
-            out = self.model(**self._encode([texts[i] for i in idx]), labels=targets)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-            self._optimizer.step()
-            self._virtual_step = ((self.state.epoch * batches + batch + 1)
-                                  * steps_per_epoch / batches)
-            self._scheduler.step()
-            self._optimizer.zero_grad(set_to_none=True)
-            self.state.global_step += 1
+            out = self._forward(**self._encode([texts[i] for i in idx]), labels=targets)
+            # DDP averages gradients over processes; this weight makes the result the global
+            # batch's mean whatever the split (exactly 1 in one process)
+            (out.loss * (len(idx) * self.dist.world_size / len(batch_rows))).backward()
+            self._step(batch, batches, steps_per_epoch)
             loss = float(out.loss.detach())
             epoch_loss += loss * len(idx)
             correct = int((out.logits.argmax(-1) == targets).sum())
             self._emit("on_step_end", loss=loss, correct=correct, seen=len(idx))
-        return epoch_loss, n
+        return self.dist.sum([epoch_loss])[0], n
+
+    def _step(self, batch: int, batches: int, steps_per_epoch: int) -> None:
+        """Clip, step the optimiser and the schedule, clear the gradients."""
+        import torch
+
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self._optimizer.step()
+        self._virtual_step = ((self.state.epoch * batches + batch + 1)
+                              * steps_per_epoch / batches)
+        self._scheduler.step()
+        self._optimizer.zero_grad(set_to_none=True)
+        self.state.global_step += 1
 
     def _enter_train_mode(self) -> None:
         """Put the model in training mode (dropout on) before an epoch."""
@@ -216,8 +246,8 @@ class Trainer:
     def train(self) -> TrainerState:
         """Run the loop; returns the final state (``best_metric`` is the validation accuracy)."""
         cfg = self.config
-        seed_everything(cfg.seed)
-        self._order_rng.manual_seed(cfg.seed)
+        seed_everything(cfg.seed + self.dist.rank)  # dropout masks differ between processes
+        self._order_rng.manual_seed(cfg.seed)  # the batch order is the same everywhere
         self._setup()
         if self.resume_from is not None:
             self._restore(self.resume_from)
@@ -254,8 +284,13 @@ class Trainer:
         return self.state
 
     def _save(self, folder: Path) -> None:
+        """Save a resumable state (rank 0 writes; every process must call)."""
         import torch
 
+        per_rank = self.dist.gather({"rng": python_numpy_rng_state(),
+                                     "torch_rng": torch.get_rng_state()})
+        if not self.dist.is_main:
+            return
         extra_meta, extra_tensors = self._extra_state()
         weights = {f"model.{k}": v for k, v in self._trained_module().state_dict().items()}
         if self._best is not None:
@@ -265,13 +300,15 @@ class Trainer:
             "epoch": self.state.epoch, "global_step": self.state.global_step,
             "best_metric": self.state.best_metric, "best_epoch": self.state.best_epoch,
             "log_history": self.state.log_history,
-            "rng": python_numpy_rng_state(),
+            "world_size": self.dist.world_size,
+            "rng": [entry["rng"] for entry in per_rank],
             "callbacks": [{"kind": type(cb).__name__, "state": cb.state_dict()}
                           for cb in self.callbacks],
             "extra": extra_meta,
         }
         tensors = {"optimizer": self._optimizer.state_dict(),
-                   "torch_rng": torch.get_rng_state(), "order_rng": self._order_rng.get_state(),
+                   "torch_rng": [entry["torch_rng"] for entry in per_rank],
+                   "order_rng": self._order_rng.get_state(),
                    **extra_tensors}
         save_training_state(folder, meta=meta, weights=weights, optimizer=tensors)
 
@@ -284,6 +321,9 @@ class Trainer:
         if changed:
             raise ConfigError(f"the saved training state was made with other settings "
                               f"({', '.join(changed)}); resume with the same settings")
+        if meta["world_size"] != self.dist.world_size:
+            raise ConfigError(f"the saved training state comes from {meta['world_size']} "
+                              f"process(es); resume with as many (torchrun --nproc-per-node)")
         module = self._trained_module()
         module.load_state_dict({k[len("model."):]: v for k, v in saved.weights.items()
                                 if k.startswith("model.")})
@@ -304,6 +344,6 @@ class Trainer:
         tensors = saved.optimizer
         self._optimizer.load_state_dict(tensors["optimizer"])
         self._restore_extra_state(meta["extra"], tensors)
-        torch.set_rng_state(tensors["torch_rng"])
+        torch.set_rng_state(tensors["torch_rng"][self.dist.rank])
         self._order_rng.set_state(tensors["order_rng"])
-        restore_python_numpy_rng_state(meta["rng"])
+        restore_python_numpy_rng_state(meta["rng"][self.dist.rank])

@@ -10,11 +10,15 @@ In ``adversarial+dp`` mode an adversarial example derived from training record *
 in the same step as *i* and the two rows' per-sample gradients are averaged into *i*'s single
 per-sample gradient before clipping, so each record still moves the summed gradient by at most
 the clip norm and the accountant's figure holds unchanged (``docs/hardening.md``).
+
+Under ``torchrun`` the processes draw the same Poisson global batch and each trains on its share
+(:class:`training.distributed.SharedPoissonBatchSampler`); Opacus' distributed optimiser sums the
+clipped per-sample gradients of all processes and rank 0 adds the noise once, so the noisy
+update, the sample rate and the steps the accountant composes are those of one process.
 """
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from guard.errors import ConfigError, require
@@ -52,12 +56,20 @@ def _select_trainable(model: Any, trainable: str) -> list[str]:
     return names
 
 
+def _collate_records(rows: list[tuple[torch.Tensor]]) -> tuple[torch.Tensor]:
+    """Record indices of a (possibly empty) local batch, shaped like Opacus' batches."""
+    import torch
+
+    return (torch.tensor([int(row[0]) for row in rows], dtype=torch.long),)
+
+
 class PrivateTrainer(Trainer):
     """The training loop under DP-SGD; same callbacks, early stopping, model selection, resume.
 
     Raises:
         MissingExtraError: If Opacus is not installed.
-        ConfigError: For a delta not below 1/N, or layers Opacus cannot handle.
+        ConfigError: For a delta not below 1/N, layers Opacus cannot handle, or secure mode in
+            a distributed run.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -67,6 +79,9 @@ class PrivateTrainer(Trainer):
         if self.config.dp_delta >= 1 / n:
             raise ConfigError(f"dp_delta {self.config.dp_delta} must be below 1/N = {1 / n:.3g} "
                               f"for N = {n} training examples; use e.g. {0.1 / n:.1g}")
+        if self.config.dp_secure_mode and self.dist.enabled:
+            raise ConfigError("secure mode draws its batches from a cryptographic generator "
+                              "that the processes cannot share; train with one process")
         self.privacy: dict[str, Any] = {}
         self._epsilons: list[float | None] = []
         self._engine: Any = None
@@ -85,7 +100,10 @@ class PrivateTrainer(Trainer):
     def _setup(self) -> None:
         import torch
         from opacus import PrivacyEngine
+        from opacus.distributed import DifferentiallyPrivateDistributedDataParallel
         from opacus.validators import ModuleValidator
+
+        from training.distributed import SharedPoissonBatchSampler
 
         cfg = self.config
         self._trainable = _select_trainable(self.model, cfg.dp_trainable)
@@ -103,9 +121,21 @@ class PrivateTrainer(Trainer):
         records = torch.utils.data.TensorDataset(torch.arange(len(self.train_data)))
         loader = torch.utils.data.DataLoader(records, batch_size=cfg.batch_size,
                                              generator=self._sampling_rng)
+        module: Any = self.model
+        if self.dist.enabled:
+            module = DifferentiallyPrivateDistributedDataParallel(self.model)
+            # the loader draws its workers' base seed from its generator at every epoch, as
+            # Opacus' does in one process: the same generator keeps the draws in step
+            loader = torch.utils.data.DataLoader(
+                records, collate_fn=_collate_records, generator=self._sampling_rng,
+                batch_sampler=SharedPoissonBatchSampler(
+                    num_samples=len(records), sample_rate=1 / len(loader), context=self.dist,
+                    generator=self._sampling_rng))
         common: dict[str, Any] = {
-            "module": self.model, "optimizer": self._optimizer, "data_loader": loader,
-            "max_grad_norm": cfg.dp_max_grad_norm, "poisson_sampling": True,
+            "module": module, "optimizer": self._optimizer, "data_loader": loader,
+            "max_grad_norm": cfg.dp_max_grad_norm,
+            # a distributed run brings its own Poisson sampler (above)
+            "poisson_sampling": not self.dist.enabled,
             "noise_generator": None if cfg.dp_secure_mode else self._noise_rng}
         if self.clipping == "ghost":
             common |= {"grad_sample_mode": "ghost", "criterion": torch.nn.CrossEntropyLoss()}
@@ -120,7 +150,7 @@ class PrivateTrainer(Trainer):
         else:
             self._private_model, self._optimizer, self._loader = made
             self._criterion = torch.nn.CrossEntropyLoss()
-        self.state.max_steps = math.ceil(1 / self._loader.sample_rate) * cfg.epochs
+        self.state.max_steps = len(self._loader) * cfg.epochs
 
     def _enter_train_mode(self) -> None:
         """Training mode for what DP-SGD trains; frozen blocks stay in eval mode.
@@ -236,10 +266,11 @@ class PrivateTrainer(Trainer):
             "epsilon_per_epoch": self._epsilons,
             "noise_multiplier": float(self._optimizer.noise_multiplier),
             "max_grad_norm": cfg.dp_max_grad_norm,
-            "sample_rate": float(history[-1][1]) if history else float(self._loader.sample_rate),
+            "sample_rate": float(history[-1][1]) if history else 1 / len(self._loader),
             "steps": int(sum(entry[2] for entry in history)), "accountant": cfg.dp_accountant,
             "secure_mode": cfg.dp_secure_mode, "trainable": cfg.dp_trainable,
             "trainable_parameters": len(self._trainable), "clipping": self.clipping,
+            "processes": self.dist.world_size,
             "unit": "training record (an adversarial example counts with the record it came "
                     "from)" if cfg.adversarial else "training record",
             "note": "epsilon covers the training split for every epoch trained; the validation "

@@ -3,7 +3,8 @@
 A state folder holds ``weights.safetensors`` (current and best weights), ``optimizer.pt``
 (optimiser and scheduler state, loaded with ``torch.load(weights_only=True)``) and
 ``state.json`` (config, epoch counters, history, random-generator states, callback and privacy
-accountant state). Nothing in it is unpickled as arbitrary objects.
+accountant state; random-generator states per process of a data-parallel run). Nothing in it is
+unpickled as arbitrary objects.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ STATE_FILE = "state.json"
 WEIGHTS_FILE = "weights.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 #: Layout version of the state folder; bump on incompatible changes.
-STATE_SCHEMA_VERSION = 1
+STATE_SCHEMA_VERSION = 2
 
 
 def resume_dir_for(out: Path) -> Path:

@@ -16,7 +16,9 @@ def add_parser(commands: Any) -> None:
             "based early stopping. Writes safetensors weights, the tokenizer and manifest.json "
             "(data hash, config, package versions, seed, metrics, privacy budget spent, attack "
             "rounds) into --out. Settings: defaults < --config file < flags. After every epoch "
-            "a resumable state is kept in OUT.resume; --resume continues from it."
+            "a resumable state is kept in OUT.resume; --resume continues from it. Data-"
+            "parallel on N processes or GPUs: torchrun --nproc-per-node N -m guard train ... "
+            "(--batch-size stays the global batch; dp modes account for the whole run)."
         ),
     )
     parser.add_argument("--data", default=None,
@@ -133,6 +135,10 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _report(result: Any) -> int:
+    from training.distributed import context_from_environment
+
+    if not context_from_environment().is_main:
+        return 0  # under torchrun, rank 0 reports for everyone
     metrics = result.manifest["metrics"]
     print(f"checkpoint: {result.checkpoint}")
     print(f"validation accuracy: {metrics['validation']['accuracy']:.4f} "
