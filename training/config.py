@@ -20,7 +20,7 @@ ADVERSARIAL_MODES = ("adversarial", "adversarial+dp")
 _MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "clean": {"epochs": 8, "batch_size": 16, "learning_rate": 1e-4, "patience": 2,
               "pooling": "cls"},
-    "private": {"epochs": 20, "batch_size": 128, "learning_rate": 3e-2, "patience": 5,
+    "private": {"epochs": 20, "batch_size": 128, "learning_rate": 3e-2, "patience": 20,
                 "pooling": "mean"},
 }
 
@@ -32,7 +32,8 @@ class TrainConfig(BaseModel):
     The defaults reach 93.3% test accuracy with all-MiniLM-L6-v2 on the bundled intents (seed 0)
     in about three minutes on two CPU cores. ``epochs``, ``batch_size``, ``learning_rate``,
     ``patience`` and ``pooling`` default by mode: 8 / 16 / 1e-4 / 2 / cls for clean and
-    adversarial training, 20 / 128 / 3e-2 / 5 / mean for the private modes.
+    adversarial training, 20 / 128 / 3e-2 / 20 / mean for the private modes, which also start the
+    head from privately released class centroids (``dp_head_init``) when pooling is mean.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -73,6 +74,14 @@ class TrainConfig(BaseModel):
     dp_trainable: Literal["head", "last-layer", "all"] = Field(
         "head", description="what DP-SGD trains: the classifier head (and pooler), also the "
                             "last encoder layer, or everything but position embeddings")
+    dp_head_init: Literal["random", "centroids"] = Field(
+        "random", description="how DP training starts the head: randomly, or from the class "
+                              "centroids of the training texts' embeddings released with "
+                              "Gaussian noise (mean pooling; counted in epsilon). Private modes "
+                              "with mean pooling default to centroids")
+    dp_centroid_noise: float = Field(
+        1.0, ge=0.0, description="noise multiplier of the centroid release (sensitivity 1: "
+                                 "each text adds one unit-norm embedding)")
     dp_secure_mode: bool = Field(False, description="cryptographically secure noise (slower)")
     dp_clipping: Literal["ghost", "hooks"] = Field(
         "ghost", description="per-sample clipping: ghost clipping (norms without materialising "
@@ -92,7 +101,10 @@ class TrainConfig(BaseModel):
             return values
         mode = values.get("mode", "clean")
         defaults = _MODE_DEFAULTS["private" if mode in PRIVATE_MODES else "clean"]
-        return {**defaults, **values}
+        merged = {**defaults, **values}
+        if "dp_head_init" not in merged and mode in PRIVATE_MODES:
+            merged["dp_head_init"] = "centroids" if merged["pooling"] == "mean" else "random"
+        return merged
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -116,6 +128,14 @@ class TrainConfig(BaseModel):
         if self.private and (self.dp_epsilon is None) == (self.dp_noise_multiplier is None):
             raise ValueError("dp mode needs exactly one of dp_epsilon (a budget) and "
                              "dp_noise_multiplier (a fixed noise); set the other to None")
+        if self.private and self.dp_head_init == "centroids":
+            if self.pooling != "mean":
+                raise ValueError("dp_head_init='centroids' needs pooling='mean' (the head reads "
+                                 "the mean-pooled embedding); use dp_head_init='random'")
+            if self.dp_epsilon is not None and self.dp_centroid_noise == 0:
+                raise ValueError("dp_centroid_noise 0 releases the centroids without privacy, "
+                                 "which no budget covers; set it above 0 or use "
+                                 "dp_head_init='random'")
         return self
 
     @classmethod

@@ -19,6 +19,7 @@ update, the sample rate and the steps the accountant composes are those of one p
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from guard.errors import ConfigError, require
@@ -26,6 +27,11 @@ from training.loop import Trainer
 
 if TYPE_CHECKING:
     import torch
+
+# Logits of a head started from class centroids are this times the cosine similarity between
+# a text's embedding and each centroid: confident enough to classify well from the first step,
+# soft enough for DP-SGD to refine (docs/hardening.md has the trials).
+CENTROID_LOGIT_SCALE = 10.0
 
 # Parameters DP-SGD trains for each choice (prefixes of BERT-family parameter names).
 _HEAD = ("classifier.", "bert.pooler.", "pre_classifier.")
@@ -54,6 +60,51 @@ def _select_trainable(model: Any, trainable: str) -> list[str]:
     if not names:
         raise ConfigError(f"dp_trainable={trainable!r} leaves nothing to train in this model")
     return names
+
+
+def _epsilon(accountant: Any, delta: float) -> float:
+    """Epsilon spent; the PRV accountant's log(1 - q) is -inf for a full-data release."""
+    import numpy as np
+
+    with np.errstate(divide="ignore"):
+        return float(accountant.get_epsilon(delta=delta))
+
+
+def _noise_for_budget(accountant: str, epsilon: float, delta: float, *, sample_rate: float,
+                      steps: int, prior: list[tuple[float, float, int]]) -> float:
+    """The DP-SGD noise multiplier that spends ``epsilon`` after the ``prior`` releases.
+
+    The same bisection as Opacus' ``get_noise_multiplier`` (tolerance 0.01), with the earlier
+    releases composed in.
+
+    Raises:
+        ConfigError: If the prior releases alone spend the budget.
+    """
+    from opacus.accountants import create_accountant
+
+    def spent(noise: float) -> float:
+        tracker = create_accountant(mechanism=accountant)
+        tracker.history = [*prior, (noise, sample_rate, steps)]
+        return _epsilon(tracker, delta)
+
+    low, high, at_high = 0.0, 10.0, spent(10.0)
+    while at_high > epsilon:
+        low, high = high, 2 * high
+        if high > 1e4:
+            tracker = create_accountant(mechanism=accountant)
+            tracker.history = list(prior)
+            raise ConfigError(f"the centroid release alone spends epsilon "
+                              f"{_epsilon(tracker, delta):.3g} of the budget {epsilon:g}; "
+                              "raise dp_centroid_noise or the budget")
+        at_high = spent(high)
+    while epsilon - at_high > 0.01:
+        middle = (low + high) / 2
+        at_middle = spent(middle)
+        if at_middle < epsilon:
+            high, at_high = middle, at_middle
+        else:
+            low = middle
+    return high
 
 
 def _collate_records(rows: list[tuple[torch.Tensor]]) -> tuple[torch.Tensor]:
@@ -91,6 +142,8 @@ class PrivateTrainer(Trainer):
         self._noise_rng: torch.Generator | None = None
         self._sampling_rng: torch.Generator | None = None
         self._trainable: list[str] = []
+        self._release_unbounded = False  # a noiseless centroid release: no epsilon holds
+        self._prior: list[tuple[float, float, int]] = []  # releases before DP-SGD's steps
 
     @property
     def clipping(self) -> str:
@@ -118,9 +171,18 @@ class PrivateTrainer(Trainer):
         self._engine = PrivacyEngine(accountant=cfg.dp_accountant, secure_mode=cfg.dp_secure_mode)
         self._noise_rng = torch.Generator().manual_seed(cfg.seed)
         self._sampling_rng = torch.Generator().manual_seed(cfg.seed + 1)
+        prior: list[tuple[float, float, int]] = []  # releases before DP-SGD, for the accountant
+        if cfg.dp_head_init == "centroids":
+            self._init_head_from_private_centroids()
+            if cfg.dp_centroid_noise > 0:
+                prior.append((cfg.dp_centroid_noise, 1.0, 1))
+            else:
+                self._release_unbounded = True
         records = torch.utils.data.TensorDataset(torch.arange(len(self.train_data)))
         loader = torch.utils.data.DataLoader(records, batch_size=cfg.batch_size,
                                              generator=self._sampling_rng)
+        sample_rate = 1 / len(loader)
+        steps = int(1 / sample_rate) * cfg.epochs  # Poisson steps, counted as Opacus does
         module: Any = self.model
         if self.dist.enabled:
             module = DifferentiallyPrivateDistributedDataParallel(self.model)
@@ -129,7 +191,7 @@ class PrivateTrainer(Trainer):
             loader = torch.utils.data.DataLoader(
                 records, collate_fn=_collate_records, generator=self._sampling_rng,
                 batch_sampler=SharedPoissonBatchSampler(
-                    num_samples=len(records), sample_rate=1 / len(loader), context=self.dist,
+                    num_samples=len(records), sample_rate=sample_rate, context=self.dist,
                     generator=self._sampling_rng))
         common: dict[str, Any] = {
             "module": module, "optimizer": self._optimizer, "data_loader": loader,
@@ -139,18 +201,60 @@ class PrivateTrainer(Trainer):
             "noise_generator": None if cfg.dp_secure_mode else self._noise_rng}
         if self.clipping == "ghost":
             common |= {"grad_sample_mode": "ghost", "criterion": torch.nn.CrossEntropyLoss()}
-        if cfg.dp_epsilon is not None:
+        if cfg.dp_epsilon is not None and not prior:
             made = self._engine.make_private_with_epsilon(
                 **common, target_epsilon=cfg.dp_epsilon, target_delta=cfg.dp_delta,
                 epochs=cfg.epochs)
         else:
-            made = self._engine.make_private(**common, noise_multiplier=cfg.dp_noise_multiplier)
+            noise = cfg.dp_noise_multiplier if cfg.dp_epsilon is None else \
+                _noise_for_budget(cfg.dp_accountant, cfg.dp_epsilon, cfg.dp_delta,
+                                  sample_rate=sample_rate, steps=steps, prior=prior)
+            made = self._engine.make_private(**common, noise_multiplier=noise)
+        self._engine.accountant.history.extend(prior)
+        self._prior = prior
         if self.clipping == "ghost":
             self._private_model, self._optimizer, self._criterion, self._loader = made
         else:
             self._private_model, self._optimizer, self._loader = made
             self._criterion = torch.nn.CrossEntropyLoss()
         self.state.max_steps = len(self._loader) * cfg.epochs
+
+    def _init_head_from_private_centroids(self) -> None:
+        """Start the head at the class centroids of the training embeddings, released privately.
+
+        Every training text adds its unit-norm embedding to its class's sum, so adding or
+        removing one text moves the stacked class sums by exactly 1 in L2 norm. Gaussian noise
+        of standard deviation ``dp_centroid_noise`` on every sum makes their release one Gaussian
+        mechanism (sampling rate 1, one step), which the accountant composes with DP-SGD. Only
+        the directions of the noisy sums are used, so no count is released.
+
+        Raises:
+            ConfigError: If the model has no mean-pooled embedding to take centroids of.
+        """
+        import torch
+        from opacus.optimizers.optimizer import _generate_noise
+
+        embed = getattr(self.model, "sentence_embedding", None)
+        if embed is None:
+            raise ConfigError("dp_head_init='centroids' needs a mean-pooled model "
+                              "(pooling='mean'); use dp_head_init='random'")
+        cfg, data = self.config, self.train_data
+        head: Any = self.model.classifier
+        sums = torch.zeros_like(head.weight, dtype=torch.float32)
+        self.model.eval()
+        with torch.inference_mode():
+            for start in range(0, len(data), 64):
+                texts = data.texts[start : start + 64]
+                targets = self._targets(data.labels[start : start + 64])
+                sums.index_add_(0, targets, embed(**self._encode(texts)).float())
+        self.model.train()
+        generator = self._engine.secure_rng if cfg.dp_secure_mode else self._noise_rng
+        noisy = sums + _generate_noise(std=cfg.dp_centroid_noise, reference=sums,
+                                       generator=generator, secure_mode=cfg.dp_secure_mode)
+        with torch.no_grad():
+            head.weight.copy_(CENTROID_LOGIT_SCALE
+                              * torch.nn.functional.normalize(noisy, dim=-1).to(head.weight))
+            head.bias.zero_()
 
     def _enter_train_mode(self) -> None:
         """Training mode for what DP-SGD trains; frozen blocks stay in eval mode.
@@ -227,8 +331,8 @@ class PrivateTrainer(Trainer):
     def _epoch_metrics(self) -> dict[str, float]:
         cfg = self.config
         # without noise there is no privacy to account for: epsilon is unbounded (None)
-        epsilon = (float(self._engine.get_epsilon(cfg.dp_delta))
-                   if self._optimizer.noise_multiplier > 0 else None)
+        bounded = self._optimizer.noise_multiplier > 0 and not self._release_unbounded
+        epsilon = _epsilon(self._engine.accountant, cfg.dp_delta) if bounded else None
         self._epsilons.append(epsilon)
         if cfg.dp_epsilon is not None and epsilon is not None and \
                 epsilon >= cfg.dp_epsilon - 1e-6:
@@ -256,11 +360,15 @@ class PrivateTrainer(Trainer):
 
     def train(self) -> Any:
         """Run DP-SGD; ``self.privacy`` then holds epsilon, delta, noise, sample rate and steps."""
-        state = super().train()
+        with warnings.catch_warnings():
+            # torch's note on Opacus' hooks over frozen inputs, repeated at every step: noise
+            warnings.filterwarnings("ignore", message="Full backward hook is firing",
+                                    category=UserWarning)
+            state = super().train()
         cfg = self.config
         # What the accountant actually composed: Opacus derives the sample rate from the
         # loader's length, which can differ slightly from batch_size / N.
-        history = list(self._engine.accountant.history)
+        history = list(self._engine.accountant.history)[len(self._prior):]  # DP-SGD's steps
         self.privacy = {
             "epsilon": self._epsilons[-1] if self._epsilons else None, "delta": cfg.dp_delta,
             "epsilon_per_epoch": self._epsilons,
@@ -270,10 +378,14 @@ class PrivateTrainer(Trainer):
             "steps": int(sum(entry[2] for entry in history)), "accountant": cfg.dp_accountant,
             "secure_mode": cfg.dp_secure_mode, "trainable": cfg.dp_trainable,
             "trainable_parameters": len(self._trainable), "clipping": self.clipping,
+            "head_init": {"method": cfg.dp_head_init, **(
+                {"noise_multiplier": cfg.dp_centroid_noise, "logit_scale": CENTROID_LOGIT_SCALE}
+                if cfg.dp_head_init == "centroids" else {})},
             "processes": self.dist.world_size,
             "unit": "training record (an adversarial example counts with the record it came "
                     "from)" if cfg.adversarial else "training record",
-            "note": "epsilon covers the training split for every epoch trained; the validation "
+            "note": "epsilon covers the training split for every epoch trained (and the "
+                    "centroid release that starts the head, if any); the validation "
                     "split used to pick the best epoch is treated as public (not covered)",
         }
         return state

@@ -55,6 +55,24 @@ class MeanPooledBertForSequenceClassification(BertPreTrainedModel):
         self.classifier = torch.nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()  # type: ignore[no-untyped-call]
 
+    def sentence_embedding(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """The unit-norm masked mean of the last hidden states: what the head reads."""
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                           token_type_ids=token_type_ids, **kwargs).last_hidden_state
+        if attention_mask is None:
+            mask = torch.ones(hidden.shape[:2], dtype=hidden.dtype, device=hidden.device)
+        else:
+            mask = attention_mask.to(hidden.dtype)
+        mask = mask.unsqueeze(-1)
+        mean = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(mean, dim=-1)
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -64,15 +82,8 @@ class MeanPooledBertForSequenceClassification(BertPreTrainedModel):
         **kwargs: Any,
     ) -> SequenceClassifierOutput:
         """Logits (and the cross-entropy loss when ``labels`` are given)."""
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                           token_type_ids=token_type_ids, **kwargs).last_hidden_state
-        if attention_mask is None:
-            mask = torch.ones(hidden.shape[:2], dtype=hidden.dtype, device=hidden.device)
-        else:
-            mask = attention_mask.to(hidden.dtype)
-        mask = mask.unsqueeze(-1)
-        mean = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        pooled = torch.nn.functional.normalize(mean, dim=-1)
+        pooled = self.sentence_embedding(input_ids=input_ids, attention_mask=attention_mask,
+                                         token_type_ids=token_type_ids, **kwargs)
         logits = self.classifier(self.dropout(pooled))
         loss = None
         if labels is not None:

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from guard.errors import ConfigError, ModelNotFoundError
@@ -136,18 +137,24 @@ def test_adversarial_mode_rejects_unknown_recipe(tmp_path: Path, tiny_bert_dir: 
         fine_tune(config, out=tmp_path / "x", progress=False)
 
 
-def test_dp_epsilon_matches_opacus_accountant(tmp_path: Path, tiny_bert_dir: Path) -> None:
+@pytest.mark.parametrize("head_init", ["random", "centroids"])
+def test_dp_epsilon_matches_opacus_accountant(tmp_path: Path, tiny_bert_dir: Path,
+                                              head_init: str) -> None:
     from opacus.accountants import RDPAccountant
 
     config = TrainConfig(model=str(tiny_bert_dir), mode="dp", epochs=2, patience=5,
                          batch_size=2, max_length=24, learning_rate=1e-2, dp_epsilon=None,
-                         dp_noise_multiplier=1.0, dp_accountant="rdp", dp_delta=1e-5)
+                         dp_noise_multiplier=1.0, dp_accountant="rdp", dp_delta=1e-5,
+                         dp_head_init=head_init, dp_centroid_noise=1.5)
     privacy = fine_tune(config, out=tmp_path / "dp", progress=False).manifest["privacy"]
     # every Poisson round is accounted, empty batches included (q = 2/840 draws many)
     assert privacy["steps"] == 2 * round(1 / privacy["sample_rate"])
     reference = RDPAccountant()
-    reference.history = [(1.0, privacy["sample_rate"], privacy["steps"])]
+    # the centroid release is one full-data Gaussian mechanism, composed before DP-SGD's steps
+    release = [(1.5, 1.0, 1)] if head_init == "centroids" else []
+    reference.history = [*release, (1.0, privacy["sample_rate"], privacy["steps"])]
     assert privacy["epsilon"] == pytest.approx(reference.get_epsilon(delta=1e-5), rel=1e-9)
+    assert privacy["head_init"]["method"] == head_init
     assert len(privacy["epsilon_per_epoch"]) == 2
     assert privacy["epsilon_per_epoch"][0] < privacy["epsilon_per_epoch"][1]
 
@@ -171,7 +178,36 @@ def test_dp_target_epsilon_is_spent_and_noise_is_applied(tmp_path: Path,
     assert (wa[frozen] == wb[frozen]).all()  # dp_trainable="head" left the encoder alone
 
 
+def test_dp_head_starts_at_the_class_centroids(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    from guard.data import load_splits
+    from training.privacy import CENTROID_LOGIT_SCALE
+
+    # a vanishing step size and no DP-SGD noise: the trained head is the initial one
+    config = TrainConfig(model=str(tiny_bert_dir), mode="dp", epochs=1, max_length=24,
+                         learning_rate=1e-12, dp_epsilon=None, dp_noise_multiplier=0.0,
+                         dp_centroid_noise=1e-6)
+    folder = fine_tune(config, out=tmp_path / "dp", progress=False).checkpoint
+    clf = HFClassifier.from_pretrained(folder, max_length=24)
+    train = load_splits("bundled").train
+    sums = torch.zeros(clf.model.config.num_labels, clf.model.config.hidden_size)
+    with torch.inference_mode():
+        batch = clf.tokenizer(list(train.texts), padding=True, truncation=True, max_length=24,
+                              return_tensors="pt")
+        embeddings = clf.model.sentence_embedding(**batch)
+    targets = torch.tensor([clf.model.config.label2id[label] for label in train.labels])
+    sums.index_add_(0, targets, embeddings)
+    expected = CENTROID_LOGIT_SCALE * torch.nn.functional.normalize(sums, dim=-1)
+    head = load_file(folder / "model.safetensors")["classifier.weight"]
+    assert torch.allclose(head, expected, atol=1e-4)
+
+
 def test_dp_bad_configs_are_rejected(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="needs pooling='mean'"):
+        TrainConfig.from_sources(None, mode="dp", pooling="cls", dp_head_init="centroids")
+    assert TrainConfig(mode="dp", pooling="cls").dp_head_init == "random"
+    assert TrainConfig(mode="dp").dp_head_init == "centroids"
+    with pytest.raises(ConfigError, match="without privacy"):
+        TrainConfig.from_sources(None, mode="dp", dp_centroid_noise=0.0)
     with pytest.raises(ConfigError, match=r"dp_epsilon.*greater than 0"):
         TrainConfig.from_sources(None, mode="dp", dp_epsilon=0.0)
     with pytest.raises(ConfigError, match="exactly one of dp_epsilon"):
@@ -181,3 +217,6 @@ def test_dp_bad_configs_are_rejected(tmp_path: Path, tiny_bert_dir: Path) -> Non
     config = TrainConfig(model=str(tiny_bert_dir), mode="dp", dp_delta=0.01)
     with pytest.raises(ConfigError, match=r"below 1/N"):
         fine_tune(config, out=tmp_path / "x", progress=False)
+    small = TrainConfig(model=str(tiny_bert_dir), mode="dp", dp_epsilon=1.0, max_length=24)
+    with pytest.raises(ConfigError, match="centroid release alone spends"):
+        fine_tune(small, out=tmp_path / "y", progress=False)
