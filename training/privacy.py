@@ -169,7 +169,8 @@ class PrivateTrainer(Trainer):
             [p for p in self.model.parameters() if p.requires_grad],
             lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self._engine = PrivacyEngine(accountant=cfg.dp_accountant, secure_mode=cfg.dp_secure_mode)
-        self._noise_rng = torch.Generator().manual_seed(cfg.seed)
+        # Opacus draws the noise on the parameters' device, with this generator
+        self._noise_rng = torch.Generator(device=self.model.device).manual_seed(cfg.seed)
         self._sampling_rng = torch.Generator().manual_seed(cfg.seed + 1)
         prior: list[tuple[float, float, int]] = []  # releases before DP-SGD, for the accountant
         if cfg.dp_head_init == "centroids":
@@ -248,7 +249,10 @@ class PrivateTrainer(Trainer):
                 targets = self._targets(data.labels[start : start + 64])
                 sums.index_add_(0, targets, embed(**self._encode(texts)).float())
         self.model.train()
-        generator = self._engine.secure_rng if cfg.dp_secure_mode else self._noise_rng
+        if cfg.dp_secure_mode:  # the cryptographic generator lives on the CPU
+            sums, generator = sums.cpu(), self._engine.secure_rng
+        else:
+            generator = self._noise_rng
         noisy = sums + _generate_noise(std=cfg.dp_centroid_noise, reference=sums,
                                        generator=generator, secure_mode=cfg.dp_secure_mode)
         with torch.no_grad():

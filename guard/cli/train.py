@@ -61,6 +61,12 @@ def add_parser(commands: Any) -> None:
                         help="dp: what DP-SGD trains (head)")
     parser.add_argument("--dp-clipping", choices=("ghost", "hooks"), default=None,
                         help="dp: ghost clipping (default, faster) or Opacus per-sample hooks")
+    parser.add_argument("--dp-head-init", choices=("centroids", "random"), default=None,
+                        help="dp: start the head from the class centroids of the training "
+                             "embeddings, released with Gaussian noise and counted in epsilon "
+                             "(default with mean pooling), or randomly")
+    parser.add_argument("--dp-centroid-noise", type=float, default=None,
+                        help="dp: noise multiplier of the centroid release (1.0)")
     parser.add_argument("--accountant", choices=("prv", "rdp"), default=None,
                         help="dp: privacy accountant (prv)")
     parser.add_argument("--adv-recipe", default=None, help="attack recipe (deepwordbug)")
@@ -100,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         adv_query_budget=args.adv_query_budget, dp_epsilon=args.epsilon, dp_delta=args.delta,
         dp_max_grad_norm=args.max_grad_norm, dp_trainable=args.dp_trainable,
         dp_clipping=args.dp_clipping, dp_accountant=args.accountant, pooling=args.pooling,
+        dp_head_init=args.dp_head_init, dp_centroid_noise=args.dp_centroid_noise,
         trust_remote_code=args.trust_remote_code,
     )
     if args.noise_multiplier is not None:
@@ -115,8 +122,9 @@ def run(args: argparse.Namespace) -> int:
 _SETTING_FLAGS = ("data", "model", "config", "text_column", "label_column", "epochs", "patience",
                   "batch_size", "learning_rate", "max_length", "mode", "pooling", "epsilon",
                   "delta", "noise_multiplier", "max_grad_norm", "dp_trainable", "dp_clipping",
-                  "accountant", "adv_recipe", "adv_fraction", "adv_clean_epochs", "adv_every",
-                  "adv_query_budget", "seed", "trust_remote_code")
+                  "accountant", "dp_head_init", "dp_centroid_noise", "adv_recipe",
+                  "adv_fraction", "adv_clean_epochs", "adv_every", "adv_query_budget", "seed",
+                  "trust_remote_code")
 
 
 def _resume(args: argparse.Namespace) -> int:

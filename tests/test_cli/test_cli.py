@@ -93,11 +93,19 @@ def test_train_cli_dp_mode_reports_epsilon_and_resume_rules(
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["privacy"]["epsilon"] == pytest.approx(8.0, abs=0.05)
     assert manifest["config"]["pooling"] == "mean"  # the private defaults
+    assert manifest["privacy"]["head_init"] == {"method": "centroids", "noise_multiplier": 1.0,
+                                                "logit_scale": 10.0}
     # --resume takes the interrupted run's own settings; other settings are refused
     assert main(["train", "--out", str(out), "--resume", "--epochs", "3"]) == 2
     assert "drop --epochs" in capsys.readouterr().err
     assert main(["train", "--out", str(out), "--resume"]) == 2
     assert "no resumable training state" in capsys.readouterr().err
+    plain = tmp_path / "dp-random"
+    assert main(["train", "--model", str(tiny_bert_dir), "--out", str(plain), "--mode", "dp",
+                 "--epochs", "1", "--batch-size", "64", "--max-length", "24",
+                 "--dp-head-init", "random", "--quiet"]) == 0
+    assert json.loads((plain / "manifest.json").read_text())["privacy"]["head_init"] == \
+        {"method": "random"}
 
 
 def test_train_rejects_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
