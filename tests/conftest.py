@@ -32,20 +32,32 @@ def minilm_dir() -> Path:
     return default_backbone_path()
 
 
-@pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
-    """A randomly initialised 2-layer BERT (hidden 32) with MiniLM's real tokenizer."""
+def _tiny_bert(folder: Path, minilm_dir: Path, **overrides: float) -> Path:
+    """Save a randomly initialised 2-layer BERT (hidden 32) with MiniLM's real tokenizer."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-    folder = tmp_path_factory.mktemp("tiny-bert")
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+                        **overrides)
     BertModel(config).save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) with MiniLM's real tokenizer."""
+    return _tiny_bert(tmp_path_factory.mktemp("tiny-bert"), minilm_dir)
+
+
+@pytest.fixture(scope="session")
+def no_dropout_bert_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
+    """The same tiny BERT without dropout: sharded and whole-batch training then agree."""
+    return _tiny_bert(tmp_path_factory.mktemp("tiny-bert-no-dropout"), minilm_dir,
+                      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
 
 @pytest.fixture(scope="session")

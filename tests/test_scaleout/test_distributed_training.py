@@ -24,22 +24,6 @@ from training.config import TrainConfig
 WORKER = Path(__file__).with_name("torchrun_worker.py")
 
 
-@pytest.fixture(scope="module")
-def no_dropout_bert_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
-    """A randomly initialised 2-layer BERT (hidden 32) without dropout."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    folder = tmp_path_factory.mktemp("tiny-bert-no-dropout")
-    BertModel(config).save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def _torchrun(config: TrainConfig, out: Path, *extra: str,
               check: bool = True) -> subprocess.CompletedProcess[str]:
     """Train with two processes through the worker script; the run's output is returned."""
