@@ -33,7 +33,8 @@ class TrainConfig(BaseModel):
     in about three minutes on two CPU cores. ``epochs``, ``batch_size``, ``learning_rate``,
     ``patience`` and ``pooling`` default by mode: 8 / 16 / 1e-4 / 2 / cls for clean and
     adversarial training, 20 / 128 / 3e-2 / 20 / mean for the private modes, which also start the
-    head from privately released class centroids (``dp_head_init``) when pooling is mean.
+    head from privately released class centroids and train only their mixing
+    (``dp_head_init``) when pooling is mean.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -74,14 +75,19 @@ class TrainConfig(BaseModel):
     dp_trainable: Literal["head", "last-layer", "all"] = Field(
         "head", description="what DP-SGD trains: the classifier head (and pooler), also the "
                             "last encoder layer, or everything but position embeddings")
-    dp_head_init: Literal["random", "centroids"] = Field(
-        "random", description="how DP training starts the head: randomly, or from the class "
+    dp_head_init: Literal["random", "centroids", "centroid-span"] = Field(
+        "random", description="how DP training starts the head: randomly; from the class "
                               "centroids of the training texts' embeddings released with "
-                              "Gaussian noise (mean pooling; counted in epsilon). Private modes "
-                              "with mean pooling default to centroids")
-    dp_centroid_noise: float = Field(
-        1.0, ge=0.0, description="noise multiplier of the centroid release (sensitivity 1: "
-                                 "each text adds one unit-norm embedding)")
+                              "Gaussian noise (mean pooling; counted in epsilon); or "
+                              "'centroid-span': from those centroids, and DP-SGD then trains "
+                              "only a K x K mixing of them instead of the hidden x K weights. "
+                              "Private modes with mean pooling default to centroid-span")
+    dp_centroid_noise: float | None = Field(
+        None, ge=0.0, description="noise multiplier of the centroid release (sensitivity 1: "
+                                  "each text adds one unit-norm embedding). None: calibrated "
+                                  "so that the release alone would spend 5/6 of dp_epsilon "
+                                  "(0.7 at epsilon 8, delta 1e-5), or 0.7 with a fixed "
+                                  "dp_noise_multiplier")
     dp_secure_mode: bool = Field(False, description="cryptographically secure noise (slower)")
     dp_clipping: Literal["ghost", "hooks"] = Field(
         "ghost", description="per-sample clipping: ghost clipping (norms without materialising "
@@ -103,7 +109,7 @@ class TrainConfig(BaseModel):
         defaults = _MODE_DEFAULTS["private" if mode in PRIVATE_MODES else "clean"]
         merged = {**defaults, **values}
         if "dp_head_init" not in merged and mode in PRIVATE_MODES:
-            merged["dp_head_init"] = "centroids" if merged["pooling"] == "mean" else "random"
+            merged["dp_head_init"] = "centroid-span" if merged["pooling"] == "mean" else "random"
         return merged
 
     @field_validator("mode", mode="before")
@@ -128,10 +134,11 @@ class TrainConfig(BaseModel):
         if self.private and (self.dp_epsilon is None) == (self.dp_noise_multiplier is None):
             raise ValueError("dp mode needs exactly one of dp_epsilon (a budget) and "
                              "dp_noise_multiplier (a fixed noise); set the other to None")
-        if self.private and self.dp_head_init == "centroids":
+        if self.private and self.dp_head_init != "random":
             if self.pooling != "mean":
-                raise ValueError("dp_head_init='centroids' needs pooling='mean' (the head reads "
-                                 "the mean-pooled embedding); use dp_head_init='random'")
+                raise ValueError(f"dp_head_init={self.dp_head_init!r} needs pooling='mean' (the "
+                                 f"head reads the mean-pooled embedding); use "
+                                 f"dp_head_init='random'")
             if self.dp_epsilon is not None and self.dp_centroid_noise == 0:
                 raise ValueError("dp_centroid_noise 0 releases the centroids without privacy, "
                                  "which no budget covers; set it above 0 or use "

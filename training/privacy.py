@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from guard.errors import ConfigError, require
 from training.loop import Trainer
+from training.private_head import CentroidSpanHead
 
 if TYPE_CHECKING:
     import torch
@@ -32,6 +33,12 @@ if TYPE_CHECKING:
 # a text's embedding and each centroid: confident enough to classify well from the first step,
 # soft enough for DP-SGD to refine (docs/hardening.md has the trials).
 CENTROID_LOGIT_SCALE = 10.0
+# Without an explicit dp_centroid_noise, the centroid release is calibrated to spend this share of
+# the budget on its own (composition then leaves DP-SGD the rest): noise 0.7 at epsilon 8,
+# delta 1e-5 (docs/hardening.md has the trials).
+CENTROID_BUDGET_SHARE = 5 / 6
+# The release's noise when the run has a fixed DP-SGD noise instead of a budget.
+DEFAULT_CENTROID_NOISE = 0.7
 
 # Parameters DP-SGD trains for each choice (prefixes of BERT-family parameter names).
 _HEAD = ("classifier.", "bert.pooler.", "pre_classifier.")
@@ -144,6 +151,7 @@ class PrivateTrainer(Trainer):
         self._trainable: list[str] = []
         self._release_unbounded = False  # a noiseless centroid release: no epsilon holds
         self._prior: list[tuple[float, float, int]] = []  # releases before DP-SGD's steps
+        self._centroid_noise: float | None = None
 
     @property
     def clipping(self) -> str:
@@ -159,6 +167,18 @@ class PrivateTrainer(Trainer):
         from training.distributed import SharedPoissonBatchSampler
 
         cfg = self.config
+        self._engine = PrivacyEngine(accountant=cfg.dp_accountant, secure_mode=cfg.dp_secure_mode)
+        # Opacus draws the noise on the parameters' device, with this generator
+        self._noise_rng = torch.Generator(device=self.model.device).manual_seed(cfg.seed)
+        self._sampling_rng = torch.Generator().manual_seed(cfg.seed + 1)
+        prior: list[tuple[float, float, int]] = []  # releases before DP-SGD, for the accountant
+        if cfg.dp_head_init != "random":
+            self._centroid_noise = self._release_noise()
+            self._init_head_from_private_centroids(self._centroid_noise)
+            if self._centroid_noise > 0:
+                prior.append((self._centroid_noise, 1.0, 1))
+            else:
+                self._release_unbounded = True
         self._trainable = _select_trainable(self.model, cfg.dp_trainable)
         self.model.train()  # from_pretrained returns eval mode; Opacus needs training mode
         problems = [str(e) for e in ModuleValidator.validate(self.model, strict=False)]
@@ -168,17 +188,6 @@ class PrivateTrainer(Trainer):
         self._optimizer = torch.optim.AdamW(
             [p for p in self.model.parameters() if p.requires_grad],
             lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-        self._engine = PrivacyEngine(accountant=cfg.dp_accountant, secure_mode=cfg.dp_secure_mode)
-        # Opacus draws the noise on the parameters' device, with this generator
-        self._noise_rng = torch.Generator(device=self.model.device).manual_seed(cfg.seed)
-        self._sampling_rng = torch.Generator().manual_seed(cfg.seed + 1)
-        prior: list[tuple[float, float, int]] = []  # releases before DP-SGD, for the accountant
-        if cfg.dp_head_init == "centroids":
-            self._init_head_from_private_centroids()
-            if cfg.dp_centroid_noise > 0:
-                prior.append((cfg.dp_centroid_noise, 1.0, 1))
-            else:
-                self._release_unbounded = True
         records = torch.utils.data.TensorDataset(torch.arange(len(self.train_data)))
         loader = torch.utils.data.DataLoader(records, batch_size=cfg.batch_size,
                                              generator=self._sampling_rng)
@@ -220,14 +229,25 @@ class PrivateTrainer(Trainer):
             self._criterion = torch.nn.CrossEntropyLoss()
         self.state.max_steps = len(self._loader) * cfg.epochs
 
-    def _init_head_from_private_centroids(self) -> None:
+    def _release_noise(self) -> float:
+        """The centroid release's noise: ``dp_centroid_noise``, or calibrated to the budget."""
+        cfg = self.config
+        if cfg.dp_centroid_noise is not None:
+            return cfg.dp_centroid_noise
+        if cfg.dp_epsilon is None:
+            return DEFAULT_CENTROID_NOISE
+        return _noise_for_budget(cfg.dp_accountant, CENTROID_BUDGET_SHARE * cfg.dp_epsilon,
+                                 cfg.dp_delta, sample_rate=1.0, steps=1, prior=[])
+
+    def _init_head_from_private_centroids(self, noise: float) -> None:
         """Start the head at the class centroids of the training embeddings, released privately.
 
         Every training text adds its unit-norm embedding to its class's sum, so adding or
         removing one text moves the stacked class sums by exactly 1 in L2 norm. Gaussian noise
-        of standard deviation ``dp_centroid_noise`` on every sum makes their release one Gaussian
-        mechanism (sampling rate 1, one step), which the accountant composes with DP-SGD. Only
-        the directions of the noisy sums are used, so no count is released.
+        of standard deviation ``noise`` on every sum makes their release one Gaussian mechanism
+        (sampling rate 1, one step), which the accountant composes with DP-SGD. Only the
+        directions of the noisy sums are used, so no count is released. With
+        ``dp_head_init='centroid-span'`` the head becomes a :class:`CentroidSpanHead` over them.
 
         Raises:
             ConfigError: If the model has no mean-pooled embedding to take centroids of.
@@ -235,11 +255,11 @@ class PrivateTrainer(Trainer):
         import torch
         from opacus.optimizers.optimizer import _generate_noise
 
+        cfg, data = self.config, self.train_data
         embed = getattr(self.model, "sentence_embedding", None)
         if embed is None:
-            raise ConfigError("dp_head_init='centroids' needs a mean-pooled model "
-                              "(pooling='mean'); use dp_head_init='random'")
-        cfg, data = self.config, self.train_data
+            raise ConfigError(f"dp_head_init={cfg.dp_head_init!r} needs a mean-pooled model "
+                              f"(pooling='mean'); use dp_head_init='random'")
         head: Any = self.model.classifier
         sums = torch.zeros_like(head.weight, dtype=torch.float32)
         self.model.eval()
@@ -253,11 +273,14 @@ class PrivateTrainer(Trainer):
             sums, generator = sums.cpu(), self._engine.secure_rng
         else:
             generator = self._noise_rng
-        noisy = sums + _generate_noise(std=cfg.dp_centroid_noise, reference=sums,
-                                       generator=generator, secure_mode=cfg.dp_secure_mode)
+        noisy = sums + _generate_noise(std=noise, reference=sums, generator=generator,
+                                       secure_mode=cfg.dp_secure_mode)
+        centroids = torch.nn.functional.normalize(noisy, dim=-1).to(head.weight)
+        if cfg.dp_head_init == "centroid-span":
+            self.model.classifier = CentroidSpanHead(centroids, CENTROID_LOGIT_SCALE)
+            return
         with torch.no_grad():
-            head.weight.copy_(CENTROID_LOGIT_SCALE
-                              * torch.nn.functional.normalize(noisy, dim=-1).to(head.weight))
+            head.weight.copy_(CENTROID_LOGIT_SCALE * centroids)
             head.bias.zero_()
 
     def _enter_train_mode(self) -> None:
@@ -369,6 +392,8 @@ class PrivateTrainer(Trainer):
             warnings.filterwarnings("ignore", message="Full backward hook is firing",
                                     category=UserWarning)
             state = super().train()
+        if isinstance(self.model.classifier, CentroidSpanHead):  # the best weights are loaded
+            self.model.classifier = self.model.classifier.folded()
         cfg = self.config
         # What the accountant actually composed: Opacus derives the sample rate from the
         # loader's length, which can differ slightly from batch_size / N.
@@ -383,8 +408,8 @@ class PrivateTrainer(Trainer):
             "secure_mode": cfg.dp_secure_mode, "trainable": cfg.dp_trainable,
             "trainable_parameters": len(self._trainable), "clipping": self.clipping,
             "head_init": {"method": cfg.dp_head_init, **(
-                {"noise_multiplier": cfg.dp_centroid_noise, "logit_scale": CENTROID_LOGIT_SCALE}
-                if cfg.dp_head_init == "centroids" else {})},
+                {"noise_multiplier": self._centroid_noise, "logit_scale": CENTROID_LOGIT_SCALE}
+                if self._centroid_noise is not None else {})},
             "processes": self.dist.world_size,
             "unit": "training record (an adversarial example counts with the record it came "
                     "from)" if cfg.adversarial else "training record",

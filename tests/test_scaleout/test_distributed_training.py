@@ -110,7 +110,7 @@ def test_two_process_dp_reports_the_expected_epsilon(tmp_path: Path, no_dropout_
     assert two["sample_rate"] == pytest.approx(1 / steps_per_epoch)
     accountant = PRVAccountant()
     # the head starts from privately released class centroids: one Gaussian mechanism first
-    assert two["head_init"]["method"] == "centroids"
+    assert two["head_init"]["method"] == "centroid-span"
     accountant.history = [(two["head_init"]["noise_multiplier"], 1.0, 1),
                           (two["noise_multiplier"], two["sample_rate"], two["steps"])]
     with np.errstate(divide="ignore"):  # PRV takes log(1 - q), -inf for the full-data release

@@ -137,7 +137,7 @@ def test_adversarial_mode_rejects_unknown_recipe(tmp_path: Path, tiny_bert_dir: 
         fine_tune(config, out=tmp_path / "x", progress=False)
 
 
-@pytest.mark.parametrize("head_init", ["random", "centroids"])
+@pytest.mark.parametrize("head_init", ["random", "centroids", "centroid-span"])
 def test_dp_epsilon_matches_opacus_accountant(tmp_path: Path, tiny_bert_dir: Path,
                                               head_init: str) -> None:
     from opacus.accountants import RDPAccountant
@@ -151,7 +151,7 @@ def test_dp_epsilon_matches_opacus_accountant(tmp_path: Path, tiny_bert_dir: Pat
     assert privacy["steps"] == 2 * round(1 / privacy["sample_rate"])
     reference = RDPAccountant()
     # the centroid release is one full-data Gaussian mechanism, composed before DP-SGD's steps
-    release = [(1.5, 1.0, 1)] if head_init == "centroids" else []
+    release = [] if head_init == "random" else [(1.5, 1.0, 1)]
     reference.history = [*release, (1.0, privacy["sample_rate"], privacy["steps"])]
     assert privacy["epsilon"] == pytest.approx(reference.get_epsilon(delta=1e-5), rel=1e-9)
     assert privacy["head_init"]["method"] == head_init
@@ -178,14 +178,17 @@ def test_dp_target_epsilon_is_spent_and_noise_is_applied(tmp_path: Path,
     assert (wa[frozen] == wb[frozen]).all()  # dp_trainable="head" left the encoder alone
 
 
-def test_dp_head_starts_at_the_class_centroids(tmp_path: Path, tiny_bert_dir: Path) -> None:
+@pytest.mark.parametrize("head_init", ["centroids", "centroid-span"])
+def test_dp_head_starts_at_the_class_centroids(tmp_path: Path, tiny_bert_dir: Path,
+                                               head_init: str) -> None:
     from guard.data import load_splits
     from training.privacy import CENTROID_LOGIT_SCALE
 
-    # a vanishing step size and no DP-SGD noise: the trained head is the initial one
+    # a vanishing step size and no DP-SGD noise: the trained head is the initial one (the span
+    # head saved folded into an ordinary linear layer)
     config = TrainConfig(model=str(tiny_bert_dir), mode="dp", epochs=1, max_length=24,
                          learning_rate=1e-12, dp_epsilon=None, dp_noise_multiplier=0.0,
-                         dp_centroid_noise=1e-6)
+                         dp_centroid_noise=1e-6, dp_head_init=head_init)
     folder = fine_tune(config, out=tmp_path / "dp", progress=False).checkpoint
     clf = HFClassifier.from_pretrained(folder, max_length=24)
     train = load_splits("bundled").train
@@ -197,15 +200,46 @@ def test_dp_head_starts_at_the_class_centroids(tmp_path: Path, tiny_bert_dir: Pa
     targets = torch.tensor([clf.model.config.label2id[label] for label in train.labels])
     sums.index_add_(0, targets, embeddings)
     expected = CENTROID_LOGIT_SCALE * torch.nn.functional.normalize(sums, dim=-1)
-    head = load_file(folder / "model.safetensors")["classifier.weight"]
-    assert torch.allclose(head, expected, atol=1e-4)
+    weights = load_file(folder / "model.safetensors")
+    assert {k for k in weights if k.startswith("classifier.")} == {"classifier.weight",
+                                                                   "classifier.bias"}
+    assert torch.allclose(weights["classifier.weight"], expected, atol=1e-4)
+
+
+def test_centroid_span_head_trains_only_the_mixing_and_folds_exactly(
+        tmp_path: Path, tiny_bert_dir: Path) -> None:
+    from training.private_head import CentroidSpanHead
+
+    basis = torch.nn.functional.normalize(torch.randn(3, 8, generator=torch.Generator()
+                                                      .manual_seed(0)), dim=-1)
+    head = CentroidSpanHead(basis, scale=10.0)
+    assert [name for name, _ in head.named_parameters()] == ["mix.weight", "mix.bias"]
+    assert head.mix.weight.shape == (3, 3)
+    with torch.no_grad():
+        head.mix.weight.add_(torch.randn(3, 3, generator=torch.Generator().manual_seed(1)))
+        head.mix.bias.fill_(0.5)
+    features = torch.randn(5, 8, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(head.folded()(features), head(features), atol=1e-5)
+
+    # trained with DP-SGD, the saved head stays in the span of the released centroids: its
+    # rows are combinations of those of the head the run started from
+    start = TrainConfig(model=str(tiny_bert_dir), mode="dp", epochs=1, max_length=24,
+                        learning_rate=1e-12, dp_epsilon=None, dp_noise_multiplier=0.0)
+    trained = start.model_copy(update={"learning_rate": 3e-2, "dp_noise_multiplier": 1.0,
+                                       "epochs": 2})
+    w0, w1 = (load_file(fine_tune(c, out=tmp_path / name, progress=False).checkpoint
+                        / "model.safetensors")["classifier.weight"]
+              for c, name in ((start, "start"), (trained, "trained")))
+    assert not torch.allclose(w0, w1, atol=1e-3)  # it did train
+    mixing = torch.linalg.lstsq(w0.T, w1.T).solution  # w1 = mixing.T @ w0, if in the span
+    assert torch.allclose(mixing.T @ w0, w1, atol=1e-4)
 
 
 def test_dp_bad_configs_are_rejected(tmp_path: Path, tiny_bert_dir: Path) -> None:
     with pytest.raises(ConfigError, match="needs pooling='mean'"):
         TrainConfig.from_sources(None, mode="dp", pooling="cls", dp_head_init="centroids")
     assert TrainConfig(mode="dp", pooling="cls").dp_head_init == "random"
-    assert TrainConfig(mode="dp").dp_head_init == "centroids"
+    assert TrainConfig(mode="dp").dp_head_init == "centroid-span"
     with pytest.raises(ConfigError, match="without privacy"):
         TrainConfig.from_sources(None, mode="dp", dp_centroid_noise=0.0)
     with pytest.raises(ConfigError, match=r"dp_epsilon.*greater than 0"):
@@ -217,6 +251,7 @@ def test_dp_bad_configs_are_rejected(tmp_path: Path, tiny_bert_dir: Path) -> Non
     config = TrainConfig(model=str(tiny_bert_dir), mode="dp", dp_delta=0.01)
     with pytest.raises(ConfigError, match=r"below 1/N"):
         fine_tune(config, out=tmp_path / "x", progress=False)
-    small = TrainConfig(model=str(tiny_bert_dir), mode="dp", dp_epsilon=1.0, max_length=24)
+    small = TrainConfig(model=str(tiny_bert_dir), mode="dp", dp_epsilon=1.0, max_length=24,
+                        dp_centroid_noise=1.0)
     with pytest.raises(ConfigError, match="centroid release alone spends"):
         fine_tune(small, out=tmp_path / "y", progress=False)
