@@ -148,6 +148,10 @@ def main() -> None:
     work = Path(args.work or Path(tempfile.gettempdir()) / "guard-bench-hardening")
     work.mkdir(parents=True, exist_ok=True)
 
+    def name(mode: str, seed: int) -> str:
+        """The run's key: the mode for the first seed, ``mode-seedN`` for the others."""
+        return mode if seed == seeds[0] else f"{mode}-seed{seed}"
+
     first = {"seed": seeds[0]}
     runs = {
         "clean": isolated(train, mode="clean", out=str(work / "clean"), overrides=first),
@@ -161,7 +165,7 @@ def main() -> None:
     }
     for seed in seeds[1:]:
         for mode in ("clean", "adversarial", "dp"):
-            runs[f"{mode}-seed{seed}"] = isolated(
+            runs[name(mode, seed)] = isolated(
                 train, mode=mode, out=str(work / f"{mode}-s{seed}"), overrides={"seed": seed})
     for run in runs.values():
         if run["reused"]:  # trained by an earlier invocation: this process only read it
@@ -171,10 +175,9 @@ def main() -> None:
                 ["run", "test_accuracy", "epochs_run", "train_seconds",
                                       "epsilon", "noise_multiplier", "peak_rss_mb", "reused"])
 
-    attacked = [mode if seed == seeds[0] else f"{mode}-seed{seed}"
-                for seed in seeds for mode in ("clean", "adversarial")]
-    attacks = {name: isolated(attack, model=runs[name]["checkpoint"], n=args.n_attack)
-               for name in attacked}
+    attacks = {name(mode, seed): isolated(attack, model=runs[name(mode, seed)]["checkpoint"],
+                                          n=args.n_attack)
+               for seed in seeds for mode in ("clean", "adversarial")}
     print("\nDeepWordBug on the test split")
     print_table([{"model": k, **v} for k, v in attacks.items()],
                 ["model", "n", "accuracy_under_attack", "attack_success_rate", "seconds",
@@ -192,9 +195,6 @@ def main() -> None:
     attack_epoch = (sum(adv["attack_epoch_seconds"]) / len(adv["attack_epoch_seconds"])
                     if adv["attack_epoch_seconds"] else None)
     default_step = next(s for s in steps if s["trainable"] == "head")
-    def name(mode: str, seed: int) -> str:
-        return mode if seed == seeds[0] else f"{mode}-seed{seed}"
-
     over_seeds = {mode: [runs[name(mode, seed)]["test_accuracy"] for seed in seeds]
                   for mode in ("clean", "adversarial", "dp")}
     over_seeds |= {f"{mode}_under_deepwordbug": [

@@ -81,8 +81,8 @@ def _noise_for_budget(accountant: str, epsilon: float, delta: float, *, sample_r
                       steps: int, prior: list[tuple[float, float, int]]) -> float:
     """The DP-SGD noise multiplier that spends ``epsilon`` after the ``prior`` releases.
 
-    The same bisection as Opacus' ``get_noise_multiplier`` (tolerance 0.01), with the earlier
-    releases composed in.
+    A bisection like Opacus' ``get_noise_multiplier`` (tolerance 0.01), with the earlier
+    releases composed in, which Opacus' cannot do.
 
     Raises:
         ConfigError: If the prior releases alone spend the budget.
