@@ -3,7 +3,10 @@
 On the bundled intents with the all-MiniLM-L6-v2 default, at each mode's default settings:
 
 1. clean vs adversarial training: test accuracy, and accuracy under DeepWordBug on the test
-   split (target: adversarial >= clean + 15 points, clean accuracy drop <= 2 points);
+   split (target: adversarial >= clean + 15 points, clean accuracy drop <= 2 points). The
+   adversarial default combines A2T-style training with word recognition; two ablations split
+   the gain: A2T alone (``word_recognition="off"``) and word recognition alone (the clean
+   checkpoint with the recogniser that adversarial training would build);
 2. DP at epsilon 8, delta 1e-5 vs non-private training: test accuracy (target: within 5 points).
    Two non-private references: the clean default (full fine-tune, [CLS] head) and the DP recipe
    itself with no noise (same trainable parameters, pooling and clipping);
@@ -32,6 +35,7 @@ from typing import Any
 from _common import isolated, offline_defaults, print_table, write_json
 
 DP_TRAINABLE = ("head", "last-layer", "all")
+ATTACKED = ("clean", "clean+wr", "adversarial", "adversarial-no-wr")
 
 
 def train(mode: str, out: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +60,27 @@ def train(mode: str, out: str, overrides: dict[str, Any]) -> dict[str, Any]:
                                      if int(e["epoch"]) in attack_epochs],
             "epsilon": manifest.get("privacy", {}).get("epsilon"),
             "noise_multiplier": manifest.get("privacy", {}).get("noise_multiplier")}
+
+
+def add_word_recognition(checkpoint: str, out: str) -> dict[str, Any]:
+    """A copy of ``checkpoint`` with the word recogniser ``word_recognition="train"`` builds.
+
+    The copy's manifest still describes the original training run (its file list lacks the
+    recogniser): it is a benchmark artefact, not a checkpoint to release.
+    """
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from guard.data import load_splits
+    from guard.models.word_recognition import WordRecognizer, public_words
+
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(checkpoint, out)
+    recognizer = WordRecognizer.build("train", public_words(AutoTokenizer.from_pretrained(out)),
+                                      load_splits("bundled").train.texts)
+    recognizer.save(out)
+    return {"checkpoint": out}
 
 
 def attack(model: str, n: int) -> dict[str, Any]:
@@ -132,6 +157,10 @@ def step_times(trainable: str, batch_size: int, steps: int) -> dict[str, Any]:
     return result
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -153,10 +182,14 @@ def main() -> None:
         return mode if seed == seeds[0] else f"{mode}-seed{seed}"
 
     first = {"seed": seeds[0]}
+    no_wr = {"word_recognition": "off"}
     runs = {
         "clean": isolated(train, mode="clean", out=str(work / "clean"), overrides=first),
         "adversarial": isolated(train, mode="adversarial", out=str(work / "adversarial"),
                                 overrides=first),
+        "adversarial-no-wr": isolated(train, mode="adversarial",
+                                      out=str(work / "adversarial-no-wr"),
+                                      overrides={**first, **no_wr}),
         "dp": isolated(train, mode="dp", out=str(work / "dp"), overrides=first),
         "dp-recipe-no-noise": isolated(train, mode="dp", out=str(work / "dp-no-noise"),
                                        overrides={**first, "dp_epsilon": None,
@@ -167,6 +200,9 @@ def main() -> None:
         for mode in ("clean", "adversarial", "dp"):
             runs[name(mode, seed)] = isolated(
                 train, mode=mode, out=str(work / f"{mode}-s{seed}"), overrides={"seed": seed})
+        runs[name("adversarial-no-wr", seed)] = isolated(
+            train, mode="adversarial", out=str(work / f"adversarial-no-wr-s{seed}"),
+            overrides={"seed": seed, **no_wr})
     for run in runs.values():
         if run["reused"]:  # trained by an earlier invocation: this process only read it
             run["peak_rss_mb"] = None
@@ -175,9 +211,14 @@ def main() -> None:
                 ["run", "test_accuracy", "epochs_run", "train_seconds",
                                       "epsilon", "noise_multiplier", "peak_rss_mb", "reused"])
 
-    attacks = {name(mode, seed): isolated(attack, model=runs[name(mode, seed)]["checkpoint"],
-                                          n=args.n_attack)
-               for seed in seeds for mode in ("clean", "adversarial")}
+    models = {name(mode, seed): runs[name(mode, seed)]["checkpoint"]
+              for seed in seeds for mode in ATTACKED if mode != "clean+wr"}
+    for seed in seeds:
+        models[name("clean+wr", seed)] = isolated(
+            add_word_recognition, checkpoint=runs[name("clean", seed)]["checkpoint"],
+            out=str(work / f"clean+wr-s{seed}"))["checkpoint"]
+    attacks = {key: isolated(attack, model=path, n=args.n_attack)
+               for key, path in sorted(models.items())}
     print("\nDeepWordBug on the test split")
     print_table([{"model": k, **v} for k, v in attacks.items()],
                 ["model", "n", "accuracy_under_attack", "attack_success_rate", "seconds",
@@ -190,21 +231,28 @@ def main() -> None:
                         "hooks_ratio", "peak_rss_mb"])
 
     clean, adv = runs["clean"], runs["adversarial"]
-    clean_epoch = sum(clean["epoch_seconds"]) / len(clean["epoch_seconds"])
-    adv_epoch = sum(adv["epoch_seconds"]) / len(adv["epoch_seconds"])
-    attack_epoch = (sum(adv["attack_epoch_seconds"]) / len(adv["attack_epoch_seconds"])
-                    if adv["attack_epoch_seconds"] else None)
+    clean_epoch = _mean(clean["epoch_seconds"])
+    adv_epoch = _mean(adv["epoch_seconds"])
+    attack_epoch = _mean(adv["attack_epoch_seconds"]) if adv["attack_epoch_seconds"] else None
     default_step = next(s for s in steps if s["trainable"] == "head")
     over_seeds = {mode: [runs[name(mode, seed)]["test_accuracy"] for seed in seeds]
-                  for mode in ("clean", "adversarial", "dp")}
+                  for mode in ("clean", "adversarial", "adversarial-no-wr", "dp")}
     over_seeds |= {f"{mode}_under_deepwordbug": [
         attacks[name(mode, seed)]["accuracy_under_attack"] for seed in seeds]
-        for mode in ("clean", "adversarial")}
+        for mode in ATTACKED}
     mean = {mode: sum(values) / len(values) for mode, values in over_seeds.items()}
+
+    def gain(model: str, over: str = "clean") -> float:
+        return float(100 * (mean[f"{model}_under_deepwordbug"]
+                            - mean[f"{over}_under_deepwordbug"]))
+
     evidence = {
-        "robustness_gain_points": 100 * (mean["adversarial_under_deepwordbug"]
-                                         - mean["clean_under_deepwordbug"]),
+        "robustness_gain_points": gain("adversarial"),
+        "of_which_a2t_alone_points": gain("adversarial-no-wr"),
+        "of_which_word_recognition_alone_points": gain("clean+wr"),
+        "a2t_on_top_of_word_recognition_points": gain("adversarial", over="clean+wr"),
         "adversarial_clean_drop_points": 100 * (mean["clean"] - mean["adversarial"]),
+        "a2t_alone_clean_drop_points": 100 * (mean["clean"] - mean["adversarial-no-wr"]),
         "dp_gap_to_clean_default_points": 100 * (mean["clean"] - mean["dp"]),
         "dp_gap_to_same_recipe_without_noise_points": 100 * (
             runs["dp-recipe-no-noise"]["test_accuracy"] - runs["dp"]["test_accuracy"]),
@@ -213,6 +261,8 @@ def main() -> None:
         "adversarial_epoch_ratio_all_epochs": adv_epoch / clean_epoch,
         "adversarial_epoch_ratio_attack_epochs": (attack_epoch / clean_epoch
                                                   if attack_epoch else None),
+        "a2t_alone_epoch_ratio_attack_epochs": _mean(
+            runs["adversarial-no-wr"]["attack_epoch_seconds"]) / clean_epoch,
     }
     targets = {"robustness_gain_points": (">=", 15.0), "adversarial_clean_drop_points": ("<=", 2.0),
                "dp_gap_to_clean_default_points": ("<=", 5.0),
@@ -220,11 +270,11 @@ def main() -> None:
                "dp_step_ratio_default_ghost": ("<=", 1.5),
                "adversarial_epoch_ratio_attack_epochs": ("<=", 2.5)}
     rows = []
-    for name, value in evidence.items():
-        op, target = targets.get(name, (None, None))
+    for figure, value in evidence.items():
+        op, target = targets.get(figure, (None, None))
         met = None if op is None or value is None else (
             value >= target if op == ">=" else value <= target)
-        rows.append({"figure": name, "value": value,
+        rows.append({"figure": figure, "value": value,
                      "target": f"{op} {target}" if op else None, "met": met})
     print("\nevidence")
     print_table(rows, ["figure", "value", "target", "met"])

@@ -80,7 +80,8 @@ class Provenance:
     """Everything needed to know what a result was measured on, and to rerun it.
 
     Attributes:
-        model: Location, fingerprint (SHA-256 of weights, config, tokenizer) and labels.
+        model: Location, fingerprint (SHA-256 of weights, config, tokenizer, word recogniser),
+            labels, and the word recogniser's dictionary source (``None`` without one).
         data: Source, fingerprint of the rows, and size.
         config: The suite's resolved configuration.
         seed: Random seed.
@@ -138,13 +139,14 @@ class SuiteResult:
 
 
 def model_info(model: Classifier) -> dict[str, Any]:
-    """Location, fingerprint and labels of a classifier, for provenance."""
+    """Location, fingerprint, labels and word recogniser (if any) of a classifier."""
     source = getattr(model, "source", None)
     return {
         "location": getattr(source, "location", None),
         "kind": getattr(source, "kind", None),
         "sha256": getattr(model, "fingerprint", None),
         "labels": list(model.labels),
+        "word_recognition": getattr(getattr(model, "word_recognizer", None), "source", None),
     }
 
 

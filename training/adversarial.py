@@ -119,7 +119,8 @@ class AdversarialAugmentationCallback(TrainerCallback):
                                            [train.labels[chosen[k]] for k in mine],
                                            source=f"{train.source}#adv-epoch-{state.epoch}")
             classifier = HFClassifier(self._trainer.model, self._trainer.tokenizer,
-                                      max_length=cfg.max_length)
+                                      max_length=cfg.max_length,
+                                      word_recognizer=self._trainer.word_recognizer)
             run = run_attack(classifier, sample, cfg.adv_recipe, query_budget=cfg.adv_query_budget,
                              progress=False, seeds=[seeds[k] for k in mine])
             local = ([(mine[r.index], r.perturbed_text) for r in run.records

@@ -20,6 +20,7 @@ from guard.models.source import (
     resolve_model,
     transformers_errors_only,
 )
+from guard.models.word_recognition import WORD_RECOGNIZER_FILE, WordRecognizer, public_words
 from guard.provenance import environment, package_versions, sha256_model_dir
 from training.callbacks import EarlyStoppingCallback, ProgressCallback, TrainerCallback
 from training.checkpoint import check_writable_out, write_checkpoint
@@ -141,6 +142,10 @@ def _fine_tune(
         from training.adversarial import AdversarialAugmentationCallback
 
         adversarial = AdversarialAugmentationCallback(config)
+    recognizer = None
+    if config.word_recognition != "off":
+        recognizer = WordRecognizer.build(config.word_recognition, public_words(tokenizer),
+                                          splits.train.texts)
     trainer_class: type[Trainer] = Trainer
     if config.private:
         from training.privacy import PrivateTrainer
@@ -153,6 +158,7 @@ def _fine_tune(
                    EarlyStoppingCallback(patience=config.patience, min_delta=config.min_delta),
                    *callbacks),
         state_dir=state_dir, resume_from=saved, distributed=context,
+        word_recognizer=recognizer,
     )
     started = time.perf_counter()
     state = trainer.train()
@@ -194,6 +200,10 @@ def _fine_tune(
         },
         "history": state.log_history,
     }
+    if recognizer is not None:
+        manifest["word_recognition"] = {
+            "source": recognizer.source, "training_words": len(recognizer.training_counts),
+            "public_words": len(recognizer.public), "file": WORD_RECOGNIZER_FILE}
     privacy = getattr(trainer, "privacy", None)
     if privacy:
         manifest["privacy"] = privacy
@@ -209,6 +219,8 @@ def _fine_tune(
     if context.is_main:
         responses = _bundled_responses(config)
         extra = {RESPONSES_FILE: responses} if responses is not None else {}
+        if recognizer is not None:
+            extra[WORD_RECOGNIZER_FILE] = recognizer.to_json()
         write_checkpoint(out_path, model=model, tokenizer=tokenizer, manifest=manifest,
                          extra_files=extra)
         shutil.rmtree(state_dir, ignore_errors=True)  # the run is complete: nothing to resume

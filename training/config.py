@@ -34,7 +34,8 @@ class TrainConfig(BaseModel):
     ``patience`` and ``pooling`` default by mode: 8 / 16 / 1e-4 / 2 / cls for clean and
     adversarial training, 20 / 128 / 3e-2 / 20 / mean for the private modes, which also start the
     head from privately released class centroids and train only their mixing
-    (``dp_head_init``) when pooling is mean.
+    (``dp_head_init``) when pooling is mean. Adversarial mode also puts a word recogniser
+    built from the training words in front of the model (``word_recognition``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -66,6 +67,13 @@ class TrainConfig(BaseModel):
     adv_query_budget: int | None = Field(200, ge=1, description="queries per attacked example")
     adv_keep: bool = Field(True, description="keep the adversarial examples of earlier rounds "
                                               "and train on all of them (a growing pool)")
+    word_recognition: Literal["off", "public", "train"] = Field(
+        "off", description="correct misspelled words before the model reads them (a dictionary "
+                           "word recogniser, saved with the checkpoint and applied to every "
+                           "input): 'public' looks words up in the tokenizer's whole-word "
+                           "vocabulary; 'train' also in the training texts' words (which the "
+                           "checkpoint then lists). Adversarial mode defaults to 'train'; "
+                           "private modes allow 'off' or 'public'")
     dp_epsilon: float | None = Field(8.0, gt=0.0, description="privacy budget to spend (dp)")
     dp_delta: float = Field(1e-5, gt=0.0, lt=1.0, description="must be below 1 / training size")
     dp_noise_multiplier: float | None = Field(
@@ -108,6 +116,8 @@ class TrainConfig(BaseModel):
         mode = values.get("mode", "clean")
         defaults = _MODE_DEFAULTS["private" if mode in PRIVATE_MODES else "clean"]
         merged = {**defaults, **values}
+        if "word_recognition" not in merged and mode == "adversarial":
+            merged["word_recognition"] = "train"
         if "dp_head_init" not in merged and mode in PRIVATE_MODES:
             merged["dp_head_init"] = "centroid-span" if merged["pooling"] == "mean" else "random"
         return merged
@@ -134,6 +144,10 @@ class TrainConfig(BaseModel):
         if self.private and (self.dp_epsilon is None) == (self.dp_noise_multiplier is None):
             raise ValueError("dp mode needs exactly one of dp_epsilon (a budget) and "
                              "dp_noise_multiplier (a fixed noise); set the other to None")
+        if self.private and self.word_recognition == "train":
+            raise ValueError("word_recognition='train' builds its dictionary from the training "
+                             "texts and saves it unprotected, which DP does not cover; use "
+                             "'public' (the tokenizer's vocabulary) or 'off'")
         if self.private and self.dp_head_init != "random":
             if self.pooling != "mean":
                 raise ValueError(f"dp_head_init={self.dp_head_init!r} needs pooling='mean' (the "

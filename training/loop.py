@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from guard.models.word_recognition import WordRecognizer
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) random generators."""
@@ -63,6 +65,8 @@ class Trainer:
         state_dir: Where to save resumable training states (``None``: never).
         resume_from: A saved state to continue from.
         distributed: This process's place in a data-parallel run (default: one process).
+        word_recognizer: Corrects every text before tokenization, in training and evaluation
+            alike (``config.word_recognition``).
     """
 
     def __init__(
@@ -77,8 +81,10 @@ class Trainer:
         state_dir: Path | None = None,
         resume_from: TrainingState | None = None,
         distributed: DistributedContext | None = None,
+        word_recognizer: WordRecognizer | None = None,
     ) -> None:
         self.model = model
+        self.word_recognizer = word_recognizer
         self.dist = distributed or DistributedContext()
         self.tokenizer = tokenizer
         self.train_data = train
@@ -107,6 +113,8 @@ class Trainer:
             callback.bind(self)
 
     def _encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        if self.word_recognizer is not None:
+            texts = [self.word_recognizer.correct(text) for text in texts]
         batch = self.tokenizer(list(texts), padding=True, truncation=True,
                                max_length=self.config.max_length, return_tensors="pt")
         return {k: v.to(self.model.device) for k, v in batch.items()}

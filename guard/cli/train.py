@@ -82,6 +82,13 @@ def add_parser(commands: Any) -> None:
                         help="epochs between attack rounds (1)")
     parser.add_argument("--adv-query-budget", type=int, default=None,
                         help="most model queries per attacked example (200)")
+    parser.add_argument("--word-recognition", choices=("off", "public", "train"), default=None,
+                        help="correct misspelled words before the model reads them, in "
+                             "training and in every later use of the checkpoint (a defence "
+                             "against typo attacks such as DeepWordBug): look words up in the "
+                             "tokenizer's vocabulary (public) or also in the training texts' "
+                             "words (train; the checkpoint then lists them). Default: train "
+                             "for adversarial, off otherwise; private modes allow off or public")
     parser.add_argument("--seed", type=int, default=None, help="random seed (0)")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--trust-remote-code", action="store_true", default=None,
@@ -111,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         dp_max_grad_norm=args.max_grad_norm, dp_trainable=args.dp_trainable,
         dp_clipping=args.dp_clipping, dp_accountant=args.accountant, pooling=args.pooling,
         dp_head_init=args.dp_head_init, dp_centroid_noise=args.dp_centroid_noise,
-        trust_remote_code=args.trust_remote_code,
+        word_recognition=args.word_recognition, trust_remote_code=args.trust_remote_code,
     )
     if args.noise_multiplier is not None:
         if args.epsilon is not None:
@@ -127,8 +134,8 @@ _SETTING_FLAGS = ("data", "model", "config", "text_column", "label_column", "epo
                   "batch_size", "learning_rate", "max_length", "mode", "pooling", "epsilon",
                   "delta", "noise_multiplier", "max_grad_norm", "dp_trainable", "dp_clipping",
                   "accountant", "dp_head_init", "dp_centroid_noise", "adv_recipe",
-                  "adv_fraction", "adv_clean_epochs", "adv_every", "adv_query_budget", "seed",
-                  "trust_remote_code")
+                  "adv_fraction", "adv_clean_epochs", "adv_every", "adv_query_budget",
+                  "word_recognition", "seed", "trust_remote_code")
 
 
 def _resume(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from guard.models.source import (
     resolve_model,
     token_limit,
 )
+from guard.models.word_recognition import WordRecognizer
 from guard.provenance import sha256_model_dir
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ class HFClassifier:
         max_length: Longer inputs are truncated to this many tokens.
         batch_size: Inference batch size.
         source: Where the model came from (recorded in results).
+        word_recognizer: Applied to every input before tokenization (a checkpoint trained with
+            word recognition carries one; :meth:`from_pretrained` loads it).
     """
 
     def __init__(
@@ -52,8 +55,10 @@ class HFClassifier:
         max_length: int = 128,
         batch_size: int = 32,
         source: ModelSource | None = None,
+        word_recognizer: WordRecognizer | None = None,
     ) -> None:
         self.model = model.eval()
+        self.word_recognizer = word_recognizer
         self.tokenizer = tokenizer
         self.max_length = token_limit(model.config, max_length)
         self.batch_size = batch_size
@@ -96,7 +101,9 @@ class HFClassifier:
                                          what="a sequence classifier",
                                          trust_remote_code=trust_remote_code)
         net.to(pick_device(device))
-        return cls(net, tokenizer, max_length=max_length, batch_size=batch_size, source=source)
+        recognizer = WordRecognizer.load(source.location) if source.kind == "local" else None
+        return cls(net, tokenizer, max_length=max_length, batch_size=batch_size, source=source,
+                   word_recognizer=recognizer)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -116,7 +123,12 @@ class HFClassifier:
         return self._fingerprint
 
     def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Tokenize a batch, padded to its longest member (never to the model maximum)."""
+        """Tokenize a batch, padded to its longest member (never to the model maximum).
+
+        With a word recogniser, the texts are corrected first.
+        """
+        if self.word_recognizer is not None:
+            texts = [self.word_recognizer.correct(text) for text in texts]
         with self._tokenizer_lock:
             batch = self.tokenizer(
                 list(texts), padding=True, truncation=True, max_length=self.max_length,
