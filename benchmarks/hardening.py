@@ -248,8 +248,8 @@ def main() -> None:
 
     evidence = {
         "robustness_gain_points": gain("adversarial"),
-        "of_which_a2t_alone_points": gain("adversarial-no-wr"),
-        "of_which_word_recognition_alone_points": gain("clean+wr"),
+        "a2t_alone_gain_points": gain("adversarial-no-wr"),
+        "word_recognition_alone_gain_points": gain("clean+wr"),
         "a2t_on_top_of_word_recognition_points": gain("adversarial", over="clean+wr"),
         "adversarial_clean_drop_points": 100 * (mean["clean"] - mean["adversarial"]),
         "a2t_alone_clean_drop_points": 100 * (mean["clean"] - mean["adversarial-no-wr"]),
