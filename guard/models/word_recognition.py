@@ -8,7 +8,7 @@ place, with their "pass-through" backoff:
 - a word the dictionary knows, or one shorter than two letters, is kept;
 - otherwise every word one edit away (a deleted, inserted, substituted or swapped letter: the
   four DeepWordBug edits) is looked up, and the most frequent known one replaces it, in the
-  original's case (``LOGN`` -> ``LOGIN``);
+  original's case (``MUSUEM`` -> ``MUSEUM``);
 - a word with no known neighbour is kept as it is.
 
 The dictionary is a public word list (the whole-word entries of a WordPiece tokenizer, which are
