@@ -19,7 +19,9 @@ update, the sample rate and the steps the accountant composes are those of one p
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from guard.errors import ConfigError, require
@@ -69,11 +71,26 @@ def _select_trainable(model: Any, trainable: str) -> list[str]:
     return names
 
 
+@contextlib.contextmanager
+def _quiet_prv_domain(accountant: str) -> Iterator[None]:
+    """Silence the RDP warning Opacus' PRV accountant raises while sizing its domain.
+
+    The PRV accountant bounds its numerical domain with an RDP accountant, which warns
+    "Optimal order is the largest alpha" for strong noise. That bound only sizes the domain;
+    the epsilon reported is the PRV one. With the RDP accountant the warning stays.
+    """
+    with warnings.catch_warnings():
+        if accountant == "prv":
+            warnings.filterwarnings("ignore", message="Optimal order is the largest alpha",
+                                    category=UserWarning)
+        yield
+
+
 def _epsilon(accountant: Any, delta: float) -> float:
     """Epsilon spent; the PRV accountant's log(1 - q) is -inf for a full-data release."""
     import numpy as np
 
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore"), _quiet_prv_domain(accountant.mechanism()):
         return float(accountant.get_epsilon(delta=delta))
 
 
@@ -212,9 +229,10 @@ class PrivateTrainer(Trainer):
         if self.clipping == "ghost":
             common |= {"grad_sample_mode": "ghost", "criterion": torch.nn.CrossEntropyLoss()}
         if cfg.dp_epsilon is not None and not prior:
-            made = self._engine.make_private_with_epsilon(
-                **common, target_epsilon=cfg.dp_epsilon, target_delta=cfg.dp_delta,
-                epochs=cfg.epochs)
+            with _quiet_prv_domain(cfg.dp_accountant):
+                made = self._engine.make_private_with_epsilon(
+                    **common, target_epsilon=cfg.dp_epsilon, target_delta=cfg.dp_delta,
+                    epochs=cfg.epochs)
         else:
             noise = cfg.dp_noise_multiplier if cfg.dp_epsilon is None else \
                 _noise_for_budget(cfg.dp_accountant, cfg.dp_epsilon, cfg.dp_delta,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -181,6 +183,29 @@ def test_adversarial_dp_mode_runs_accounts_and_shows_epsilon(
     assert manifest["privacy"]["epsilon"] == dp.manifest["privacy"]["epsilon"]
     assert manifest["privacy"]["steps"] == dp.manifest["privacy"]["steps"]
     assert "epsilon" in capsys.readouterr().out  # the progress output shows the budget spent
+
+
+def test_prv_epsilon_hides_only_its_domain_sizing_warning() -> None:
+    from opacus.accountants import create_accountant
+
+    from training.privacy import _epsilon
+
+    # strong noise: the RDP bound that PRV sizes its domain with peaks at the largest order
+    history = [(0.7, 1.0, 1), (10.0, 128 / 840, 140)]
+    prv = create_accountant("prv")
+    prv.history = list(history)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        epsilon = _epsilon(prv, 1e-5)
+    reference = create_accountant("prv")
+    reference.history = list(history)
+    with pytest.warns(UserWarning, match="Optimal order is the largest alpha"), \
+            np.errstate(divide="ignore"):  # PRV's log(1 - q) at q = 1, as in _epsilon
+        assert epsilon == reference.get_epsilon(delta=1e-5)
+    rdp = create_accountant("rdp")
+    rdp.history = [(50.0, 1.0, 1)]  # the RDP accountant's own bound: the warning stays
+    with pytest.warns(UserWarning, match="Optimal order is the largest alpha"):
+        _epsilon(rdp, 1e-5)
 
 
 def test_ghost_and_hook_clipping_agree_without_noise(tmp_path: Path, tiny_bert_dir: Path) -> None:
