@@ -24,6 +24,10 @@ _MODE_DEFAULTS: dict[str, dict[str, Any]] = {
                 "pooling": "mean"},
 }
 
+# The adversarial modes read through a word recogniser by default; the private one can only use
+# the public (data-independent) dictionary, which epsilon need not cover.
+_WORD_RECOGNITION_DEFAULTS = {"adversarial": "train", "adversarial+dp": "public"}
+
 
 class TrainConfig(BaseModel):
     """How to fine-tune an intent classifier.
@@ -34,8 +38,9 @@ class TrainConfig(BaseModel):
     ``patience`` and ``pooling`` default by mode: 8 / 16 / 1e-4 / 2 / cls for clean and
     adversarial training, 20 / 128 / 3e-2 / 20 / mean for the private modes, which also start the
     head from privately released class centroids and train only their mixing
-    (``dp_head_init``) when pooling is mean. Adversarial mode also puts a word recogniser
-    built from the training words in front of the model (``word_recognition``).
+    (``dp_head_init``) when pooling is mean. The adversarial modes also put a word recogniser
+    in front of the model (``word_recognition``): built from the tokenizer's and the training
+    texts' words in adversarial mode, from the tokenizer's alone in adversarial+dp.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -72,8 +77,9 @@ class TrainConfig(BaseModel):
                            "word recogniser, saved with the checkpoint and applied to every "
                            "input): 'public' looks words up in the tokenizer's whole-word "
                            "vocabulary; 'train' also in the training texts' words (which the "
-                           "checkpoint then lists). Adversarial mode defaults to 'train'; "
-                           "private modes allow 'off' or 'public'")
+                           "checkpoint then lists). Defaults: 'train' for adversarial, "
+                           "'public' for adversarial+dp, 'off' otherwise; private modes "
+                           "allow 'off' or 'public'")
     dp_epsilon: float | None = Field(8.0, gt=0.0, description="privacy budget to spend (dp)")
     dp_delta: float = Field(1e-5, gt=0.0, lt=1.0, description="must be below 1 / training size")
     dp_noise_multiplier: float | None = Field(
@@ -116,8 +122,8 @@ class TrainConfig(BaseModel):
         mode = values.get("mode", "clean")
         defaults = _MODE_DEFAULTS["private" if mode in PRIVATE_MODES else "clean"]
         merged = {**defaults, **values}
-        if "word_recognition" not in merged and mode == "adversarial":
-            merged["word_recognition"] = "train"
+        if "word_recognition" not in merged and mode in _WORD_RECOGNITION_DEFAULTS:
+            merged["word_recognition"] = _WORD_RECOGNITION_DEFAULTS[mode]
         if "dp_head_init" not in merged and mode in PRIVATE_MODES:
             merged["dp_head_init"] = "centroid-span" if merged["pooling"] == "mean" else "random"
         return merged

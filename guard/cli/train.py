@@ -88,7 +88,8 @@ def add_parser(commands: Any) -> None:
                              "against typo attacks such as DeepWordBug): look words up in the "
                              "tokenizer's vocabulary (public) or also in the training texts' "
                              "words (train; the checkpoint then lists them). Default: train "
-                             "for adversarial, off otherwise; private modes allow off or public")
+                             "for adversarial, public for adversarial+dp, off otherwise; "
+                             "private modes allow off or public")
     parser.add_argument("--seed", type=int, default=None, help="random seed (0)")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--trust-remote-code", action="store_true", default=None,

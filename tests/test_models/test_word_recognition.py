@@ -90,8 +90,8 @@ def test_config_defaults_and_the_private_modes_refusal() -> None:
     assert TrainConfig(mode="clean").word_recognition == "off"
     assert TrainConfig(mode="adversarial").word_recognition == "train"
     assert TrainConfig(mode="dp").word_recognition == "off"
-    assert TrainConfig(mode="adversarial+dp", word_recognition="public").word_recognition == \
-        "public"
+    assert TrainConfig(mode="adversarial+dp").word_recognition == "public"
+    assert TrainConfig(mode="adversarial+dp", word_recognition="off").word_recognition == "off"
     with pytest.raises(ConfigError, match="DP does not cover"):
         TrainConfig.from_sources(None, mode="dp", word_recognition="train")
 
