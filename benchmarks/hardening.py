@@ -30,6 +30,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 from _common import isolated, offline_defaults, print_table, write_json
@@ -151,14 +152,10 @@ def step_times(trainable: str, batch_size: int, steps: int) -> dict[str, Any]:
             optimizer.zero_grad(set_to_none=True)
             if i:  # the first step warms up
                 times.append(time.perf_counter() - start)
-        result[f"{method}_s"] = sum(times) / len(times)
+        result[f"{method}_s"] = fmean(times)
     result["ghost_ratio"] = result["ghost_s"] / result["non-private_s"]
     result["hooks_ratio"] = result["hooks_s"] / result["non-private_s"]
     return result
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def main() -> None:
@@ -231,16 +228,16 @@ def main() -> None:
                         "hooks_ratio", "peak_rss_mb"])
 
     clean, adv = runs["clean"], runs["adversarial"]
-    clean_epoch = _mean(clean["epoch_seconds"])
-    adv_epoch = _mean(adv["epoch_seconds"])
-    attack_epoch = _mean(adv["attack_epoch_seconds"]) if adv["attack_epoch_seconds"] else None
+    clean_epoch = fmean(clean["epoch_seconds"])
+    adv_epoch = fmean(adv["epoch_seconds"])
+    attack_epoch = fmean(adv["attack_epoch_seconds"]) if adv["attack_epoch_seconds"] else None
     default_step = next(s for s in steps if s["trainable"] == "head")
     over_seeds = {mode: [runs[name(mode, seed)]["test_accuracy"] for seed in seeds]
                   for mode in ("clean", "adversarial", "adversarial-no-wr", "dp")}
     over_seeds |= {f"{mode}_under_deepwordbug": [
         attacks[name(mode, seed)]["accuracy_under_attack"] for seed in seeds]
         for mode in ATTACKED}
-    mean = {mode: sum(values) / len(values) for mode, values in over_seeds.items()}
+    mean = {mode: fmean(values) for mode, values in over_seeds.items()}
 
     def gain(model: str, over: str = "clean") -> float:
         return float(100 * (mean[f"{model}_under_deepwordbug"]
@@ -261,7 +258,7 @@ def main() -> None:
         "adversarial_epoch_ratio_all_epochs": adv_epoch / clean_epoch,
         "adversarial_epoch_ratio_attack_epochs": (attack_epoch / clean_epoch
                                                   if attack_epoch else None),
-        "a2t_alone_epoch_ratio_attack_epochs": _mean(
+        "a2t_alone_epoch_ratio_attack_epochs": fmean(
             runs["adversarial-no-wr"]["attack_epoch_seconds"]) / clean_epoch,
     }
     targets = {"robustness_gain_points": (">=", 15.0), "adversarial_clean_drop_points": ("<=", 2.0),
