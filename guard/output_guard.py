@@ -35,6 +35,18 @@ T = TypeVar("T")
 ErrorMode = Literal["block", "allow", "raise"]
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_OCCLUSION_ROUNDS = 3
+_OCCLUSION_MAX_WORDS = 64
+
+
+def _without(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with the characters of ``spans`` removed."""
+    out, last = [], 0
+    for a, b in sorted(spans):
+        out.append(text[last:a])
+        last = b
+    out.append(text[last:])
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -104,10 +116,17 @@ class OutputGuard:
 
     @classmethod
     def default(cls, policy: Policy | None = None, **options: Any) -> OutputGuard:
-        """A guard with the embedded offline scorer (``profanity-linear``)."""
-        from guard.scorers import DEFAULT_SCORER, build_scorer
+        """A guard with the embedded offline scorer (``harm-minilm``) and its thresholds.
 
-        return cls(build_scorer(DEFAULT_SCORER), policy, **options)
+        Args:
+            policy: Thresholds and actions; default: the scorer's recommended per-category
+                thresholds (chosen for at most 2% false positives on benign chat).
+            **options: Passed to :class:`OutputGuard` (``on_error``, ``deadline_s``, ...).
+        """
+        from guard.scorers import DEFAULT_SCORER, build_scorer, recommended_policy
+
+        scorer = build_scorer(DEFAULT_SCORER)
+        return cls(scorer, policy or recommended_policy(scorer), **options)
 
     # -- scoring -------------------------------------------------------------------------
 
@@ -196,7 +215,12 @@ class OutputGuard:
 
     def _redact(self, items: list[tuple[int, str, Normalized, dict[str, float], tuple[str, ...]]],
                 decisions: list[GuardDecision | None]) -> None:
-        """Mask the words that violate a category on their own; if none does, replace the text."""
+        """Mask the words to blame; if none can be found, replace the text.
+
+        A word is to blame when it violates a redacting category on its own (what a lexical
+        scorer sees). For a contextual scorer, where single words rarely score like the
+        sentence, the words are found by occlusion instead (:meth:`_blame_by_occlusion`).
+        """
         words = [[m.span() for m in _WORD.finditer(norm.text)] for _, _, norm, _, _ in items]
         flat = [norm.text[a:b] for (_, _, norm, _, _), spans in zip(items, words, strict=True)
                 for a, b in spans]
@@ -215,6 +239,13 @@ class OutputGuard:
                     masked.append(norm.original_span(a, b))
             offset += len(spans)
             if not masked:
+                try:
+                    blamed = self._blame_by_occlusion(norm.text, spans)
+                except Exception as exc:  # a failed redaction blocks instead
+                    decisions[i] = self._failure(text, f"scorer failed while redacting: {exc!r}")
+                    continue
+                masked = [norm.original_span(*spans[k]) for k in blamed]
+            if not masked:
                 decisions[i] = GuardDecision(False, "redact", self.policy.safe_message, item,
                                              (*reasons, "no single word to mask: replaced"))
                 continue
@@ -227,6 +258,30 @@ class OutputGuard:
             pieces.append(text[last:])
             decisions[i] = GuardDecision(True, "redact", "".join(pieces), item,
                                          (*reasons, f"masked {len(masked)} word(s)"))
+
+    def _blame_by_occlusion(self, text: str, spans: list[tuple[int, int]]) -> list[int]:
+        """The fewest words (at most :data:`_OCCLUSION_ROUNDS`) whose removal clears ``text``.
+
+        Greedy: each round removes the word whose removal lowers the worst score-to-threshold
+        ratio most, until no category is violated. Empty when that takes more rounds, or the
+        text has more than :data:`_OCCLUSION_MAX_WORDS` words: the caller then replaces it.
+        """
+        if not spans or len(spans) > _OCCLUSION_MAX_WORDS:
+            return []
+        removed: list[int] = []
+        for _ in range(_OCCLUSION_ROUNDS):
+            candidates = [k for k in range(len(spans)) if k not in removed]
+            if not candidates:
+                return []
+            variants = [_without(text, [spans[j] for j in (*removed, k)]) for k in candidates]
+            scores = self._score(variants)
+            worst = [max(scores[c][row] / max(self.policy.rule(c).threshold, 1e-12)
+                         for c in scores) for row in range(len(variants))]
+            best = min(range(len(candidates)), key=worst.__getitem__)
+            removed.append(candidates[best])
+            if worst[best] < 1.0:
+                return sorted(removed)
+        return []
 
     # -- serving ---------------------------------------------------------------------------
 

@@ -134,6 +134,59 @@ def line_svg(points: list[float], *, label: str = "", unit: str = "") -> str:
             f'epoch {len(points)}</text></svg>')
 
 
+_SERIES = ("#0969da", "#cf222e", "#1a7f37", "#8250df", "#bf8700", "#e16f24", "#1b7c83",
+           "#bf3989", "#57606a")
+
+
+def roc_svg(curves: dict[str, dict[str, Any]], *, label: str = "") -> str:
+    """ROC curves as inline SVG: one line per curve, a legend with AUCs, the chance diagonal.
+
+    Args:
+        curves: Name -> ``{"fpr": [...], "tpr": [...], "auc": float | None}``.
+        label: Accessible name of the plot.
+    """
+    if not curves:
+        return ""
+    left, top, size = 46, 10, 260
+    width, height = 560, top + size + 40
+
+    def x(v: float) -> float:
+        return left + v * size
+
+    def y(v: float) -> float:
+        return top + (1 - v) * size
+
+    parts = [f'<svg class="roc" role="img" aria-label="{_e(label)}" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}" '
+             'xmlns="http://www.w3.org/2000/svg">',
+             f'<rect x="{left}" y="{top}" width="{size}" height="{size}" fill="none" '
+             'stroke="#999"/>',
+             f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(1)}" y2="{y(1)}" stroke="#999" '
+             'stroke-dasharray="4 3"/>']
+    for tick in (0.0, 0.5, 1.0):
+        parts.append(f'<text x="{x(tick):.1f}" y="{top + size + 14}" font-size="10" '
+                     f'text-anchor="middle" fill="#57606a">{tick:g}</text>'
+                     f'<text x="{left - 4}" y="{y(tick) + 3:.1f}" font-size="10" '
+                     f'text-anchor="end" fill="#57606a">{tick:g}</text>')
+    parts.append(f'<text x="{x(0.5):.1f}" y="{top + size + 30}" font-size="11" '
+                 'text-anchor="middle">false-positive rate</text>'
+                 f'<text x="12" y="{y(0.5):.1f}" font-size="11" text-anchor="middle" '
+                 f'transform="rotate(-90 12 {y(0.5):.1f})">true-positive rate</text>')
+    for k, (name, curve) in enumerate(curves.items()):
+        colour = _SERIES[k % len(_SERIES)]
+        points = " ".join(f"{x(f):.1f},{y(t):.1f}"
+                          for f, t in zip(curve.get("fpr", []), curve.get("tpr", []),
+                                          strict=False))
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" '
+                     'stroke-width="2"/>')
+        legend_y = top + 8 + k * 18
+        auc = curve.get("auc")
+        parts.append(f'<rect x="{left + size + 16}" y="{legend_y - 8}" width="14" height="4" '
+                     f'fill="{colour}"/><text x="{left + size + 36}" y="{legend_y - 2}" '
+                     f'font-size="11">{_e(name)} (AUC {_num(auc, 3)})</text>')
+    return "".join(parts) + "</svg>"
+
+
 def _privacy_section(manifest: dict[str, Any] | None) -> str:
     privacy = (manifest or {}).get("privacy")
     if not privacy:
@@ -208,6 +261,12 @@ def _suite_section(suite: dict[str, Any], rows: list[dict[str, Any]]) -> str:
                                 label=r["metric"])
             parts.append(f"<figure>{plot}<figcaption>{_e(r['metric'])} with its "
                          f"{r['confidence']:.0%} interval</figcaption></figure>")
+    for set_name, curves in (details.get("roc_curves") or {}).items():
+        if curves:
+            parts.append(f"<figure>{roc_svg(curves, label=f'ROC curves, {set_name} set')}"
+                         f"<figcaption>ROC curves of the guard on the {_e(set_name)} set "
+                         "(any: the harm score, the maximum over categories; dashed: chance)"
+                         "</figcaption></figure>")
     if "latencies_ms" in details:
         parts.append(f"<figure>{histogram_svg(details['latencies_ms'], label='latency')}"
                      "<figcaption>Latency distribution of single requests (ms)"
@@ -216,7 +275,9 @@ def _suite_section(suite: dict[str, Any], rows: list[dict[str, Any]]) -> str:
                        ("worst_outputs", "Highest-scoring assistant outputs"),
                        ("worst_completions", "Highest-scoring generator completions"),
                        ("guard_missed_toxic", "Toxic texts the guard missed"),
-                       ("guard_false_alarms", "Benign texts the guard flagged")):
+                       ("guard_false_alarms", "Benign texts the guard flagged"),
+                       ("external_missed_harmful", "Harmful external texts the guard missed"),
+                       ("external_false_alarms", "Benign external texts the guard flagged")):
         examples = details.get(key) or []
         if examples:
             headers = list(examples[0])

@@ -28,10 +28,12 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--jsonl", action="store_true",
                         help="--file (or stdin) is JSON Lines with a 'text' field")
     parser.add_argument("--json", action="store_true", help="print decisions as JSON Lines")
-    parser.add_argument("--policy", default=None, help="policy TOML file (thresholds, actions)")
-    parser.add_argument("--scorer", default="profanity-linear",
+    parser.add_argument("--policy", default=None,
+                        help="policy TOML file (thresholds, actions); default: the scorers' "
+                             "recommended per-category thresholds")
+    parser.add_argument("--scorer", default=None,
                         help="comma-separated scorers (see `guard ls scorers`); "
-                             "default: the embedded profanity-linear")
+                             "default: the embedded harm-minilm")
     parser.add_argument("--scorer-option", action="append", default=[],
                         metavar="SCORER.OPTION=VALUE",
                         help="scorer option, e.g. detoxify.checkpoint=model.ckpt (repeatable; "
@@ -73,10 +75,9 @@ def run(args: argparse.Namespace) -> int:
     from guard.cli.options import parse_dotted_options
     from guard.output_guard import OutputGuard
     from guard.policy import Policy
-    from guard.scorers import build_scorer
+    from guard.scorers import DEFAULT_SCORER, CompositeScorer, build_scorer, recommended_policy
 
-    policy = Policy.from_toml(args.policy) if args.policy else Policy()
-    names = [n.strip() for n in args.scorer.split(",") if n.strip()]
+    names = [n.strip() for n in (args.scorer or DEFAULT_SCORER).split(",") if n.strip()]
     if not names:
         raise ConfigError("--scorer is empty; see `guard ls scorers`")
     options = parse_dotted_options(args.scorer_option, flag="--scorer-option",
@@ -84,7 +85,10 @@ def run(args: argparse.Namespace) -> int:
     for name in options:
         if name not in names:
             raise ConfigError(f"--scorer-option names {name!r}, which is not in --scorer")
-    guard = OutputGuard([build_scorer(name, **options.get(name, {})) for name in names], policy)
+    members = [build_scorer(name, **options.get(name, {})) for name in names]
+    scorer = members[0] if len(members) == 1 else CompositeScorer(members)
+    policy = Policy.from_toml(args.policy) if args.policy else recommended_policy(scorer)
+    guard = OutputGuard(scorer, policy)
     texts = _read_texts(args)
     decisions = guard.check(texts)
     for text, decision in zip(texts, decisions, strict=True):

@@ -37,7 +37,8 @@ def test_default_guard_blocks_insults_and_their_obfuscations(default_guard: Outp
     [decision] = default_guard.check([text])
     assert not decision.allowed and decision.action == "block"
     assert decision.text == default_guard.policy.safe_message
-    assert decision.scores["toxicity"] >= 0.5 and decision.reasons
+    toxicity = default_guard.policy.rule("toxicity").threshold
+    assert decision.scores["toxicity"] >= toxicity and decision.reasons
 
 
 def test_default_guard_allows_ordinary_metaverse_answers(default_guard: OutputGuard) -> None:
@@ -121,14 +122,35 @@ def test_fail_open_and_raise_are_explicit() -> None:
 
 
 def test_redaction_masks_the_original_words() -> None:
-    guard = OutputGuard.default(Policy(default=CategoryRule(threshold=0.5, action="redact"),
-                                       mask="[masked]"))
+    # a lexical scorer blames single words; the learned default finds them by occlusion
+    guard = OutputGuard(LinearProfanityScorer(),
+                        Policy(default=CategoryRule(threshold=0.5, action="redact"),
+                               mask="[masked]"))
     text = "Welcome to Neon Harbor, you stupid 1d10t! Enjoy the tour."
     [decision] = guard.check([text])
     assert decision.allowed and decision.action == "redact"
     assert decision.text == "Welcome to Neon Harbor, you [masked] [masked]! Enjoy the tour."
     [spaced] = guard.check(["ok you i d i o t, bye"])
     assert spaced.text == "ok you [masked], bye"
+
+
+def test_the_default_guard_redacts_by_occlusion() -> None:
+    from guard.scorers import build_scorer, recommended_policy
+
+    scorer = build_scorer("harm-minilm", device="cpu")
+    policy = Policy(categories={c: CategoryRule(threshold=rule.threshold, action="redact")
+                                for c, rule in recommended_policy(scorer).categories.items()},
+                    mask="[masked]")
+    guard = OutputGuard(scorer, policy)
+    text = "Welcome to Neon Harbor, you stupid 1d10t! Enjoy the tour."
+    [decision] = guard.check([text])
+    assert decision.allowed and decision.action == "redact"
+    assert decision.text.startswith("Welcome to Neon Harbor, you ")
+    assert decision.text.endswith("! Enjoy the tour.") and "[masked]" in decision.text
+    [again] = guard.check([decision.text.replace("[masked]", "")])
+    assert again.action == "allow"  # what is left passes
+    [nothing_to_blame] = guard.check(["you are " * 40 + "an idiot"])  # too many words to try
+    assert nothing_to_blame.action == "redact" and not nothing_to_blame.allowed
 
 
 def test_policy_from_toml(tmp_path: Path) -> None:
@@ -157,13 +179,14 @@ def test_concurrent_callers_get_their_own_decisions(default_guard: OutputGuard) 
         assert shown == expected, k
 
 
-@pytest.mark.parametrize("backend", ["hf", "detoxify"])
+@pytest.mark.parametrize("backend", ["hf", "detoxify", "harm-minilm"])
 def test_concurrent_callers_with_transformer_scorers(backend: str, tiny_classifier_dir: Path,
                                                      detoxify_checkpoint: Path) -> None:
     from guard.scorers import build_scorer
 
     options = {"hf": {"model": str(tiny_classifier_dir)},
-               "detoxify": {"checkpoint": str(detoxify_checkpoint)}}[backend]
+               "detoxify": {"checkpoint": str(detoxify_checkpoint)},
+               "harm-minilm": {"cache_size": 16}}[backend]
     guard = OutputGuard(build_scorer(backend, device="cpu", **options))
     texts = [f"message number {k} " + "word " * (k % 7) for k in range(64)]
     expected = [d.scores for d in guard.check(texts)]

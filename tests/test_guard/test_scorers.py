@@ -19,6 +19,7 @@ ASSETS = Path(__file__).parents[2] / "guard" / "scorers" / "assets" / "profanity
 def _options(name: str, tiny_classifier_dir: Path, detoxify_checkpoint: Path) -> dict[str, Any]:
     return {
         "profanity-linear": {},
+        "harm-minilm": {"device": "cpu"},
         "detoxify": {"checkpoint": str(detoxify_checkpoint), "device": "cpu"},
         "hf": {"model": str(tiny_classifier_dir), "device": "cpu"},
     }[name]

@@ -65,6 +65,16 @@ def test_markdown_and_html_name_the_failing_check(gated_run: Path) -> None:
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # self-contained
 
 
+def test_html_draws_the_toxicity_roc_curves_from_the_results_file(gated_run: Path) -> None:
+    document = json.loads((gated_run / "results.json").read_text())
+    [toxicity] = [s for s in document["suites"] if s["suite"] == "toxicity"]
+    curves = toxicity["details"]["roc_curves"]["bundled"]["any"]
+    assert len(curves["fpr"]) == len(curves["tpr"]) <= 101
+    html = (gated_run / "report.html").read_text()
+    assert html.count('<svg class="roc"') == len(toxicity["details"]["roc_curves"])
+    assert "ROC curves of the guard on the bundled set" in html
+
+
 def test_results_frame(gated_run: Path) -> None:
     frame = results_frame([gated_run / "results.json", gated_run / "baseline" / "results.json"])
     assert {"model", "suite", "metric", "value", "ci_low", "ci_high", "n"} <= set(frame.columns)
