@@ -21,7 +21,7 @@ Steps (``scripts/harm_sources.py`` has the material and its licences):
    label does not count for that row), balanced per category.
 5. Calibrate each category with Platt scaling on the calibration split and pick per-category
    thresholds on the calibration split, greedily, for the most harmful rows flagged while the
-   union false-positive rate stays within 2% on all benign calibration text and within 3% on
+   union false-positive rate stays within 2% on all benign calibration text and within 5% on
    each benign domain in it (metaverse chat, clinical questions, stories, ...).
 6. Write ``weights.safetensors``, ``config.json``, ``build_report.json`` (figures on the
    calibration and the external split) and ``reference_scores.json`` into ``--out``, and the
@@ -176,10 +176,11 @@ def pick_thresholds(probs: np.ndarray, harmful: np.ndarray, benign: np.ndarray,
                     domains: list[np.ndarray]) -> dict[str, float]:
     """Per-category thresholds: the most harmful rows flagged at <= 2% benign false positives.
 
-    The false-positive limit holds on all benign rows (2%) and, a little looser (3%), on each
-    benign domain alone (benign metaverse chat, clinical questions, short answer options, ...),
-    so no kind of benign text pays for the others: thresholds picked on a pooled rate drift low in categories where the
-    pooled text happens to be clean, and false positives then rise on text unlike it.
+    The false-positive limit holds on all benign rows (2%) and, looser (5%), on each benign
+    domain alone (benign metaverse chat, clinical questions, short answer options, ...), so no
+    kind of benign text pays for all the others: thresholds picked on a pooled rate drift low
+    in categories where the pooled text happens to be clean, and false positives then rise on
+    text unlike it.
 
     Greedy: every category starts above its highest benign score (no false positives); each
     step lowers one category's threshold past up to ten more benign rows, choosing the move
