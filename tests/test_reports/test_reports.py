@@ -14,8 +14,11 @@ from guard.errors import DataError, UnknownNameError
 from reports import WRITERS, results_frame
 from reports.writers import render_report
 
+# the learned scorer on every obfuscation of every external row takes minutes on 2 cores
+TOXICITY_FAST = ["--set", "toxicity.obfuscation_sample=20",
+                 "--set", "toxicity.bootstrap_resamples=100"]
 FAST = ["--set", "latency.requests=10", "--set", "latency.warmup=1", "--set", "latency.batches=2",
-        "--set", "latency.batch_warmup=0"]
+        "--set", "latency.batch_warmup=0", *TOXICITY_FAST]
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +161,7 @@ def test_gate_passes_with_a_policy_the_model_meets(tiny_classifier_dir: Path, tm
     policy = tmp_path / "p.toml"
     policy.write_text("[metrics.accuracy]\nmin = 0.0\n[metrics.guard_fpr_benign]\nmax = 0.2\n")
     assert main(["eval", "--model", str(tiny_classifier_dir), "--policy", str(policy),
-                 "--out", str(tmp_path / "o"), "--quiet"]) == 0
+                 "--out", str(tmp_path / "o"), "--quiet", *TOXICITY_FAST]) == 0
     document = json.loads((tmp_path / "o" / "results.json").read_text())
     assert document["gate"]["passed"] and [s["suite"] for s in document["suites"]] == [
         "accuracy", "toxicity"]
