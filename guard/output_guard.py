@@ -126,7 +126,7 @@ class OutputGuard:
         from guard.scorers import DEFAULT_SCORER, build_scorer, recommended_policy
 
         scorer = build_scorer(DEFAULT_SCORER)
-        return cls(scorer, policy or recommended_policy(scorer), **options)
+        return cls(scorer, recommended_policy(scorer) if policy is None else policy, **options)
 
     # -- scoring -------------------------------------------------------------------------
 
