@@ -51,8 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harm_sources as sources  # noqa: E402
 from jigsaw_teacher import JigsawTeacher, ToxBlockTeacher  # noqa: E402
 
+from eval_suites.stats import expected_calibration_error, roc_auc  # noqa: E402
 from guard.normalize import normalize  # noqa: E402
-from guard.scorers.harm import SentenceEncoder  # noqa: E402
+from guard.scorers.harm import HarmHead, SentenceEncoder  # noqa: E402
 
 CATEGORIES = sources.CATEGORIES
 TEACHER_MAP = {"toxicity": "toxic", "insult": "insult", "threat": "threat",
@@ -145,9 +146,9 @@ def train_head(features: np.ndarray, targets: np.ndarray, mask: np.ndarray, weig
 
 def text_logits(head: dict[str, np.ndarray], features: np.ndarray, owner: np.ndarray,
                 n: int) -> np.ndarray:
-    """Per-text logits: the maximum over each text's windows."""
-    hidden = np.maximum(features @ head["w1"].T + head["b1"], 0.0)
-    window = hidden @ head["w2"].T + head["b2"]
+    """Per-text logits of the uncalibrated head: the maximum over each text's windows."""
+    identity = {"calib_a": np.ones(len(CATEGORIES)), "calib_b": np.zeros(len(CATEGORIES))}
+    window = HarmHead({**head, **identity}, CATEGORIES).logits(features)
     out = np.full((n, window.shape[1]), -np.inf, dtype=np.float64)
     np.maximum.at(out, owner, window)
     return out
@@ -161,15 +162,9 @@ def platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return float(fit.coef_[0, 0]), float(fit.intercept_[0])
 
 
-def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error over equal-width bins."""
-    edges = np.minimum((probs * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        sel = edges == b
-        if sel.any():
-            total += sel.mean() * abs(probs[sel].mean() - labels[sel].mean())
-    return float(total)
+def ece(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Expected calibration error over 10 equal-width bins (the suite's definition)."""
+    return expected_calibration_error(labels.astype(np.int64), probs, bins=10)
 
 
 def pick_thresholds(probs: np.ndarray, harmful: np.ndarray, benign: np.ndarray,
@@ -233,13 +228,6 @@ def benign_domains(rows: list[sources.Row], smallest: int = 50) -> list[np.ndarr
     counts = Counter(n for n in names if n is not None)
     pooled = [n if n is None or counts[n] >= smallest else "other" for n in names]
     return [np.array([n == name for n in pooled]) for name in sorted(set(pooled) - {None})]
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC (Mann-Whitney, ties counted half)."""
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(labels, scores))
 
 
 def evaluate(probs: np.ndarray, rows: list[sources.Row], targets: np.ndarray,
