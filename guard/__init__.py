@@ -17,6 +17,7 @@ from guard.errors import (
     MissingExtraError,
     ModelNotFoundError,
     UnknownNameError,
+    UsageError,
 )
 from guard.lazy import lazy_getattr
 
@@ -52,5 +53,6 @@ __all__ = [
     "OutputGuard",
     "Policy",
     "UnknownNameError",
+    "UsageError",
     "__version__",
 ]

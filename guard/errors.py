@@ -46,6 +46,10 @@ class GuardCheckError(GuardError):
     """The output guard could not score and was configured with ``on_error="raise"``."""
 
 
+class UsageError(GuardError, TypeError):
+    """A public function was called with arguments of the wrong kind (e.g. ``bytes`` for text)."""
+
+
 class MissingExtraError(GuardError, ImportError):
     """An optional dependency is not installed; the message names the ``pip install`` to run."""
 

@@ -8,23 +8,24 @@ Serving code checks model outputs before a user sees them::
     [decision] = guard.check(["you are an idiot"])
     decision.allowed, decision.action, decision.text   # False, 'block', safe message
 
-A scorer that raises, hangs past ``deadline_s``, or returns a non-finite score, and an input
-longer than ``max_chars`` or not a string, all block by default; the decision says why.
+A scorer that raises, hangs past ``deadline_s``, or returns scores that are missing a declared
+category, non-finite or not real numbers, and an input longer than ``max_chars`` or not a string,
+all block by default; the decision says why. Calling :meth:`OutputGuard.check` with something that
+is neither a string nor a sequence of strings (``None``, a number, ``bytes``) is a usage error
+(:class:`guard.errors.UsageError`), raised whatever ``on_error`` says.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from guard.errors import ConfigError, GuardCheckError, GuardError
+from guard.deadline import DeadlineRunner
+from guard.errors import ConfigError, GuardCheckError, GuardError, UsageError
 from guard.normalize import Normalized, normalize
 from guard.policy import Policy
 from guard.scorers.base import CompositeScorer, Scorer, Scores, check_scores
@@ -79,7 +80,11 @@ class OutputGuard:
         on_error: ``"block"`` (default: fail closed), ``"allow"`` (fail open, with a warning)
             or ``"raise"`` (raise :class:`GuardCheckError` into the caller).
         deadline_s: Longest a scoring call may take; past it the batch fails (closed by
-            default). ``None``: no deadline, scoring runs in the caller's thread.
+            default) and the call is abandoned in its thread. ``None``: no deadline, scoring
+            runs in the caller's thread.
+        max_abandoned: With a deadline, how many abandoned scoring calls may still be running
+            before later checks fail at once (closed by default) instead of starting another
+            thread; they are accepted again as soon as the hung calls return.
         max_chars: Longer inputs are not scored and fail (closed by default).
         normalize: Undo evasion (leetspeak, look-alikes, zero-width characters, spacing) before
             scoring.
@@ -92,6 +97,7 @@ class OutputGuard:
         *,
         on_error: ErrorMode = "block",
         deadline_s: float | None = None,
+        max_abandoned: int = 2,
         max_chars: int = 20_000,
         normalize: bool = True,
     ) -> None:
@@ -99,17 +105,24 @@ class OutputGuard:
             raise ConfigError(f"on_error must be 'block', 'allow' or 'raise', got {on_error!r}")
         if deadline_s is not None and deadline_s <= 0:
             raise ConfigError(f"deadline_s must be positive, got {deadline_s}")
+        if max_abandoned < 1:
+            raise ConfigError(f"max_abandoned must be >= 1, got {max_abandoned}")
         if max_chars < 1:
             raise ConfigError(f"max_chars must be >= 1, got {max_chars}")
         members = [scorers] if isinstance(scorers, Scorer) else list(scorers)
+        if not members:
+            raise ConfigError("OutputGuard needs at least one scorer")
         self.scorer: Scorer = members[0] if len(members) == 1 else CompositeScorer(members)
-        self.policy = policy or Policy()
+        if not tuple(self.scorer.categories):
+            raise ConfigError(f"scorer {type(self.scorer).__name__} declares no categories: "
+                              "a guard cannot judge with it")
+        self.policy = Policy() if policy is None else policy
         self.on_error = on_error
         self.deadline_s = deadline_s
         self.max_chars = max_chars
         self.normalize = normalize
-        self._executor: ThreadPoolExecutor | None = None
-        self._executor_lock = threading.Lock()
+        self._runner = (None if deadline_s is None
+                        else DeadlineRunner(deadline_s, max_abandoned=max_abandoned))
         if on_error == "allow":
             warnings.warn("OutputGuard(on_error='allow') lets text through when scoring fails",
                           stacklevel=2)
@@ -130,23 +143,11 @@ class OutputGuard:
 
     # -- scoring -------------------------------------------------------------------------
 
-    def _pool(self) -> ThreadPoolExecutor:
-        with self._executor_lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=8,
-                                                    thread_name_prefix="guard-score")
-            return self._executor
-
     def _score(self, texts: list[str]) -> Scores:
-        if self.deadline_s is None:
+        if self._runner is None:
             raw = self.scorer.score(texts)
         else:
-            future = self._pool().submit(self.scorer.score, texts)
-            try:
-                raw = future.result(timeout=self.deadline_s)
-            except FutureTimeout:
-                future.cancel()
-                raise TimeoutError(f"scoring took longer than {self.deadline_s} s") from None
+            raw = self._runner.run(functools.partial(self.scorer.score, texts))
         return check_scores(raw, len(texts), self.scorer.categories)
 
     def _failure(self, text: str, reason: str) -> GuardDecision:
@@ -163,9 +164,19 @@ class OutputGuard:
     def check(self, texts: str | Sequence[str]) -> list[GuardDecision]:
         """Decide on each text; one decision per input, in order.
 
-        Never raises unless ``on_error="raise"``: failures become blocking decisions.
+        Args:
+            texts: A string or a sequence of strings. A non-string item in a sequence fails
+                (closed by default); its decision says so.
+
+        Returns:
+            One decision per text, in order.
+
+        Raises:
+            UsageError: ``texts`` is neither a string nor a sequence of strings (``None``, a
+                number, ``bytes``, a mapping), whatever ``on_error`` says.
+            GuardCheckError: Scoring failed and ``on_error="raise"``.
         """
-        batch = [texts] if isinstance(texts, str) else list(texts)
+        batch = _as_batch(texts)
         decisions: list[GuardDecision | None] = [None] * len(batch)
         pending: list[tuple[int, str, Normalized]] = []
         for i, text in enumerate(batch):
@@ -309,30 +320,46 @@ class OutputGuard:
 
         return guarded
 
-    def stream(self, chunks: Iterable[str], *, tokens: int | None = None) -> Iterator[str]:
+    def stream(self, chunks: Iterable[str], *, tokens: int | None = None,
+               max_segment_chars: int = 2_000) -> Iterator[str]:
         """Check a stream of text chunks segment by segment; stop at a blocked segment.
 
         Segments end at sentence boundaries (``.``, ``!``, ``?`` followed by space, or a
         newline), or every ``tokens`` whitespace-separated tokens when given. Each segment is
         released only once it is checked; at a blocked segment the safe message is yielded
-        and the stream ends (the source generator is closed).
+        and the stream ends (the source generator is closed). Work is linear in the length of
+        the stream: each chunk is scanned once.
+
+        Args:
+            chunks: The text as it arrives (tokens, words, lines).
+            tokens: End segments every this many tokens instead of at sentence ends.
+            max_segment_chars: A segment that grows past this many characters without ending
+                is checked and released (or blocked) at the last space before the limit, or at
+                the limit when it has none, so the held-back text stays bounded.
+
+        Raises:
+            ConfigError: ``tokens`` or ``max_segment_chars`` is below 1.
         """
         if tokens is not None and tokens < 1:
             raise ConfigError(f"tokens must be >= 1, got {tokens}")
+        if max_segment_chars < 1:
+            raise ConfigError(f"max_segment_chars must be >= 1, got {max_segment_chars}")
+        segmenter = _Segmenter(tokens, max_segment_chars)
         iterator = iter(chunks)
-        buffer = ""
         try:
             for chunk in iterator:
-                buffer += chunk
-                segments, buffer = _split_segments(buffer, tokens)
-                for segment in segments:
+                if not isinstance(chunk, str):
+                    yield self._failure("", f"stream chunk is {type(chunk).__name__}, "
+                                            "not str").text
+                    return
+                for segment in segmenter.feed(chunk):
                     [decision] = self.check([segment])
-                    if not decision.allowed:
-                        yield decision.text
-                        return
                     yield decision.text
-            if buffer:
-                [decision] = self.check([buffer])
+                    if not decision.allowed:
+                        return
+            rest = segmenter.flush()
+            if rest:
+                [decision] = self.check([rest])
                 yield decision.text
         finally:
             close = getattr(iterator, "close", None)
@@ -340,25 +367,91 @@ class OutputGuard:
                 close()
 
     def close(self) -> None:
-        """Stop the worker threads used for deadlines."""
-        with self._executor_lock:
-            if self._executor is not None:
-                self._executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = None
+        """Release resources (none are held: each call under a deadline has its own thread).
+
+        Kept so a guard can be used in a ``with`` block and closed like other clients.
+        """
+
+    def __enter__(self) -> OutputGuard:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
-def _split_segments(buffer: str, tokens: int | None) -> tuple[list[str], str]:
-    if tokens is not None:
-        parts = re.findall(r"\S+\s*", buffer)
-        complete = len(parts) - (0 if buffer[-1:].isspace() else 1)
-        n_full = (complete // tokens) * tokens
-        return (["".join(parts[k : k + tokens]) for k in range(0, n_full, tokens)],
-                "".join(parts[n_full:]))
-    segments, start = [], 0
-    for match in _SENTENCE_END.finditer(buffer):
-        segments.append(buffer[start : match.end()])
-        start = match.end()
-    return segments, buffer[start:]
+def _as_batch(texts: Any) -> list[Any]:
+    """``texts`` as a list; raise :class:`UsageError` for anything but a str or a sequence."""
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (bytes, bytearray, memoryview)):
+        raise UsageError(f"check() takes str or a sequence of str, got {type(texts).__name__}; "
+                         "decode bytes first (e.g. data.decode('utf-8'))")
+    if texts is None or isinstance(texts, Mapping) or not isinstance(texts, Iterable):
+        raise UsageError(f"check() takes str or a sequence of str, got {type(texts).__name__}")
+    return list(texts)
+
+
+class _Segmenter:
+    """Cuts a growing text into segments, scanning each character once.
+
+    Args:
+        tokens: Segment length in whitespace-separated tokens; ``None``: sentence ends.
+        limit: Longest segment in characters.
+    """
+
+    def __init__(self, tokens: int | None, limit: int) -> None:
+        self.tokens = tokens
+        self.limit = limit
+        self._buffer = ""
+        self._scanned = 0  # characters of the buffer already searched for a segment end
+        self._count = 0  # tokens completed in the buffer (token mode)
+        self._in_token = False
+
+    def feed(self, chunk: str) -> list[str]:
+        """Add ``chunk``; return the segments it completes."""
+        self._buffer += chunk
+        segments: list[str] = []
+        while True:
+            end = self._next_end()
+            if end is None:
+                break
+            segments.append(self._cut(end))
+        while len(self._buffer) > self.limit:
+            space = self._buffer.rfind(" ", 0, self.limit)
+            segments.append(self._cut(space + 1 if space > 0 else self.limit))
+        return segments
+
+    def flush(self) -> str:
+        """What is left at the end of the stream."""
+        rest, self._buffer = self._buffer, ""
+        self._scanned = self._count = 0
+        self._in_token = False
+        return rest
+
+    def _cut(self, end: int) -> str:
+        segment, self._buffer = self._buffer[:end], self._buffer[end:]
+        self._scanned = self._count = 0
+        self._in_token = False
+        return segment
+
+    def _next_end(self) -> int | None:
+        if self.tokens is None:
+            # the look-behind sees a sentence mark just before the scan position
+            match = _SENTENCE_END.search(self._buffer, self._scanned)
+            if match is None:
+                self._scanned = len(self._buffer)
+                return None
+            return match.end()
+        for i in range(self._scanned, len(self._buffer)):
+            space = self._buffer[i].isspace()
+            if space and self._in_token:
+                self._count += 1
+            elif not space and not self._in_token and self._count == self.tokens:
+                self._scanned = i
+                return i  # the segment keeps the whitespace after its last token
+            self._in_token = not space
+        self._scanned = len(self._buffer)
+        return None
 
 
 _TEXT_KEYS = ("generated_text", "summary_text", "translation_text")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -11,6 +11,8 @@ import numpy.typing as npt
 from guard.errors import ConfigError, GuardError
 
 Scores = dict[str, npt.NDArray[np.float64]]
+# bool, signed and unsigned integers, floats: numbers that compare with a threshold as they are
+_REAL_KINDS = frozenset("biuf")
 
 
 class ScoreError(GuardError):
@@ -32,19 +34,35 @@ class Scorer(Protocol):
 
 
 def check_scores(scores: Scores, n: int, categories: Sequence[str]) -> Scores:
-    """Validate a scorer's output: every category, right length, finite, within [0, 1].
+    """Validate a scorer's output: every declared category, right length, real, finite, in [0, 1].
+
+    Anything else is a scorer failure, never a low score: an empty mapping, a scorer that
+    declares no categories, complex numbers, strings, ``None`` or objects in place of numbers.
 
     Raises:
         ScoreError: Describing the first problem found.
     """
+    if not isinstance(scores, Mapping):
+        raise ScoreError(f"scorer returned {type(scores).__name__}, not a mapping of scores")
+    if not categories:
+        raise ScoreError("scorer declares no categories")
     missing = [c for c in categories if c not in scores]
     if missing:
         raise ScoreError(f"scorer returned no scores for categories {missing}")
     checked: Scores = {}
     for category, values in scores.items():
-        array = np.asarray(values, dtype=np.float64)
+        if not isinstance(category, str):
+            raise ScoreError(f"scorer returned a category named {category!r}, not a string")
+        try:
+            array = np.asarray(values)
+        except (TypeError, ValueError) as exc:  # ragged or otherwise not an array
+            raise ScoreError(f"scores for {category!r} are not an array: {exc}") from None
+        if array.dtype.kind not in _REAL_KINDS:
+            raise ScoreError(f"scores for {category!r} are {array.dtype} values, not real "
+                             "numbers")
         if array.shape != (n,):
             raise ScoreError(f"scores for {category!r} have shape {array.shape}, expected ({n},)")
+        array = array.astype(np.float64)
         if not np.isfinite(array).all():
             raise ScoreError(f"scorer returned a non-finite score for {category!r}")
         if (array < 0).any() or (array > 1).any():
