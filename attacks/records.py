@@ -66,25 +66,87 @@ def read_records(path: str | Path, *, tolerate_torn_tail: bool = False) -> list[
 
     Args:
         path: The file.
-        tolerate_torn_tail: Ignore an incomplete last line (a run killed mid-write).
+        tolerate_torn_tail: Ignore the last line when it lacks its newline or is not a record
+            (a run killed while writing it); see :func:`trim_torn_tail`.
 
     Raises:
         DataError: For a malformed line (other than a tolerated torn tail).
     """
     file = Path(path)
-    lines = file.read_text(encoding="utf-8").split("\n")
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{file}: cannot read it ({exc.strerror or exc})", path=str(file)) \
+            from exc
+    if tolerate_torn_tail:
+        data = data[:_intact_length(data)]
     records = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
-            records.append(AttackRecord.from_dict(json.loads(line)))
-        except (json.JSONDecodeError, TypeError) as exc:
-            if tolerate_torn_tail and number == len(lines):
-                break
+            records.append(_parse(line))
+        except ValueError as exc:
             raise DataError(f"{file}: line {number} is not an attack record ({exc})",
                             path=str(file)) from exc
     return records
+
+
+def trim_torn_tail(path: str | Path) -> bool:
+    """Cut a torn last line off a records file that is appended to line by line.
+
+    Only the last line is looked at, and it is cut only when it lacks its newline or does not
+    parse as a record: what a kill in the middle of writing it leaves. Appending after such a
+    fragment would glue the next record to it and break the file for good. A bad line
+    anywhere else is left for :func:`read_records` to report.
+
+    Args:
+        path: The file (rewritten in place, flushed to disk, when something is cut).
+
+    Returns:
+        Whether a torn line was cut.
+    """
+    import os
+
+    file = Path(path)
+    data = file.read_bytes()
+    keep = _intact_length(data)
+    if keep == len(data):
+        return False
+    with open(file, "r+b") as handle:
+        handle.truncate(keep)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return True
+
+
+def _parse(line: bytes) -> AttackRecord:
+    """One record from one JSONL line; ``ValueError`` when it is not one."""
+    data = json.loads(line.decode("utf-8"))  # ValueError for bad UTF-8 or bad JSON
+    if not isinstance(data, dict):
+        raise ValueError(f"a JSON {type(data).__name__}, not an object")
+    try:
+        return AttackRecord.from_dict(data)
+    except TypeError as exc:  # missing fields
+        raise ValueError(str(exc)) from exc
+
+
+def _intact_length(data: bytes) -> int:
+    """How many bytes of ``data`` remain once a torn last line is dropped."""
+    if not data:
+        return 0
+    body = data[:-1] if data.endswith(b"\n") else data
+    start = body.rfind(b"\n") + 1
+    last = body[start:]
+    if not data.endswith(b"\n"):
+        return start  # no newline: the write of this line never finished
+    if not last.strip():
+        return len(data)
+    try:
+        _parse(last)
+    except ValueError:
+        return start
+    return len(data)
 
 
 def write_records(records: Iterable[AttackRecord]) -> str:

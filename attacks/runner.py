@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -12,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attacks import RECIPES
-from attacks.records import AttackRecord, read_records, write_records
-from guard.atomic import ensure_writable_dir, write_text_atomic
+from attacks.records import AttackRecord, read_records, trim_torn_tail, write_records
+from guard.atomic import ensure_writable_dir, exclusive_lock, write_text_atomic
 from guard.data import TextDataset
 from guard.errors import ConfigError, DataError
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 RUN_FILE = "run.json"
 PARTIAL_FILE = "records.partial.jsonl"
 RECORDS_FILE = "records.jsonl"
+#: Held (``flock``) by the run writing into an output folder; the kernel drops it on any exit.
+LOCK_FILE = ".guard-attack.lock"
 
 
 @dataclass(frozen=True)
@@ -130,22 +133,53 @@ def _check_inputs(classifier: Any, data: TextDataset, n: int) -> None:
             "would perturb words the model never sees. Shorten or drop them")
 
 
-def _prepare_out(out: Path, config: AttackRunConfig) -> dict[int, AttackRecord]:
-    """Check the output folder and return the records a previous run already finished."""
+@contextlib.contextmanager
+def _holding(out: Path) -> Iterator[None]:
+    """Create ``out`` and hold its lock for the block, or refuse when another run holds it."""
     ensure_writable_dir(out)
+    lock = out / LOCK_FILE
+    with contextlib.ExitStack() as stack:
+        try:
+            held = stack.enter_context(exclusive_lock(lock))
+        except OSError as exc:
+            raise ConfigError(f"--out {out}: cannot create the lock file {lock} "
+                              f"({exc.strerror or exc})") from exc
+        if not held:
+            raise ConfigError(f"--out {out} is in use: another attack run is writing into it "
+                              f"(it holds the lock {lock}). Wait for that run to end, or pass "
+                              "another --out")
+        yield
+
+
+def _prepare_out(out: Path, config: AttackRunConfig) -> dict[int, AttackRecord]:
+    """Check the output folder and return the records a previous run already finished.
+
+    A torn last line of the partial records (a kill while writing it) is cut off first, so
+    that the records appended now start on a line of their own.
+    """
     run_file = out / RUN_FILE
     if run_file.is_file():
-        previous = json.loads(run_file.read_text(encoding="utf-8"))
+        try:
+            previous = json.loads(run_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--out {out}: {RUN_FILE} cannot be read ({exc}); use a new --out "
+                              "or delete that folder") from exc
+        if not isinstance(previous, dict):
+            raise ConfigError(f"--out {out}: {RUN_FILE} is not an attack run description; use "
+                              "a new --out or delete that folder")
         if previous != asdict(config):
-            changed = sorted(k for k in previous if previous.get(k) != asdict(config).get(k))
+            changed = sorted(k for k in set(previous) | set(asdict(config))
+                             if previous.get(k) != asdict(config).get(k))
             raise ConfigError(f"--out {out} holds a different attack run (differs in "
                               f"{changed}); use a new --out or delete that folder")
     else:
         write_text_atomic(run_file, json.dumps(asdict(config), indent=2) + "\n")
     done: dict[int, AttackRecord] = {}
+    if (out / PARTIAL_FILE).is_file():
+        trim_torn_tail(out / PARTIAL_FILE)
     for name in (RECORDS_FILE, PARTIAL_FILE):
         if (out / name).is_file():
-            for record in read_records(out / name, tolerate_torn_tail=name == PARTIAL_FILE):
+            for record in read_records(out / name):
                 done[record.index] = record
     return done
 
@@ -189,10 +223,9 @@ def run_attack(
     Raises:
         UnknownNameError: For an unknown recipe (with suggestions).
         DataError: For empty data, labels the model lacks, or over-long texts.
-        ConfigError: For an unwritable or mismatched output folder, or bad settings.
+        ConfigError: For an unwritable or mismatched output folder, one that another run is
+            writing into, or bad settings.
     """
-    from tqdm.auto import tqdm
-
     from guard.models.classifier import HFClassifier
 
     RECIPES.entry(recipe)  # unknown names fail before any model loads
@@ -208,10 +241,26 @@ def run_attack(
         raise ConfigError("attacks on Ray workers need a model folder every worker can read")
     config = AttackRunConfig(recipe, location, classifier.fingerprint, data.source, data.sha256,
                              count, seed, query_budget)
-    out_dir = Path(out) if out is not None else None
-    done = _prepare_out(out_dir, config) if out_dir is not None else {}
     if seeds is not None and (out is not None or len(seeds) < count):
         raise ConfigError("per-example seeds need one seed per example and no output folder")
+    out_dir = Path(out) if out is not None else None
+    # One run at a time per output folder: a second one would interleave its records.
+    with _holding(out_dir) if out_dir is not None else contextlib.nullcontext():
+        done = _prepare_out(out_dir, config) if out_dir is not None else {}
+        return _attack_all(classifier, data, recipe, done=done, count=count, seed=seed,
+                           seeds=seeds, query_budget=query_budget, out_dir=out_dir,
+                           location=location, workers=workers, progress=progress,
+                           executor=executor, config=config)
+
+
+def _attack_all(classifier: Any, data: TextDataset, recipe: str, *,
+                done: dict[int, AttackRecord], count: int, seed: int,
+                seeds: Sequence[int] | None, query_budget: int | None, out_dir: Path | None,
+                location: str, workers: int, progress: bool, executor: RayExecutor | None,
+                config: AttackRunConfig) -> AttackRun:
+    """The attack loop of :func:`run_attack`, with the output folder (if any) locked."""
+    from tqdm.auto import tqdm
+
     todo = [(i, data.texts[i], data.labels[i], seed + i if seeds is None else int(seeds[i]))
             for i in range(count) if i not in done]
     start = time.perf_counter()

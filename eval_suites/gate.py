@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from eval_suites.base import MetricSpec
 from eval_suites.stats import _z
 from guard.config import build_model, read_toml
 from guard.errors import ConfigError
@@ -36,6 +38,40 @@ DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.toml"
 _PAIRED_PROPORTIONS = {"accuracy": "correct", "toxic_output_rate": "output_flags"}
 _PAIRED_LATENCY = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99,
                    "latency_mean_ms": None}
+
+# The values a metric can take, by its unit: ratios (rates, accuracy, recall, AUC, ECE) lie in
+# [0, 1]; times, throughputs and counts are never negative. Ratio metrics that are differences
+# of two rates (a gap) lie in [-1, 1]. A limit outside the range is a typo that would pass or
+# fail every candidate whatever it measures.
+_NON_NEGATIVE_UNITS = frozenset({"ms", "s", "texts/s", "queries"})
+_SIGNED_RATIOS = frozenset({"bias_fpr_gap"})
+
+
+def metric_range(spec: MetricSpec) -> tuple[float, float] | None:
+    """The closed range of values ``spec``'s metric can take, or ``None`` when unknown."""
+    if spec.unit == "ratio":
+        return (-1.0, 1.0) if spec.name in _SIGNED_RATIOS else (0.0, 1.0)
+    if spec.unit in _NON_NEGATIVE_UNITS:
+        return (0.0, math.inf)
+    return None
+
+
+def _declared_spec(metric: str, suite: str | None) -> MetricSpec | None:
+    """The spec of ``metric`` (``name`` or ``name/<part>``) in ``suite`` or any suite."""
+    from eval_suites.registry import SUITES
+
+    base = metric.split("/")[0]
+    for name in [suite] if suite is not None else SUITES.names():
+        if name not in SUITES:
+            return None  # an unknown suite is reported where suites are resolved
+        for spec in SUITES.get(name).metric_specs:
+            if spec.name == base:
+                return spec
+    return None
+
+
+def _range_text(low: float, high: float) -> str:
+    return f"[{low:g}, {high:g}]" if math.isfinite(high) else f"at least {low:g}"
 
 
 class MetricRule(BaseModel):
@@ -52,9 +88,9 @@ class MetricRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     suite: str | None = None
-    min: float | None = None
-    max: float | None = None
-    margin: float | None = Field(None, ge=0.0)
+    min: float | None = Field(None, allow_inf_nan=False)
+    max: float | None = Field(None, allow_inf_nan=False)
+    margin: float | None = Field(None, ge=0.0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _has_a_limit(self) -> MetricRule:
@@ -84,6 +120,33 @@ class GatePolicy(BaseModel):
     confidence: float = Field(0.95, ge=0.5, lt=1.0)
     inconclusive: Literal["fail", "pass"] = "fail"
     metrics: dict[str, MetricRule] = Field(min_length=1)
+
+    @field_validator("metrics")
+    @classmethod
+    def _limits_in_range(cls, metrics: dict[str, MetricRule]) -> dict[str, MetricRule]:
+        """Refuse ``min`` / ``max`` outside the metric's range and margins wider than it."""
+        problems = []
+        for metric, rule in metrics.items():
+            spec = _declared_spec(metric, rule.suite)
+            bounds = metric_range(spec) if spec is not None else None
+            if spec is None or bounds is None:
+                continue  # unknown metrics are reported by suite_of; unknown units unchecked
+            low, high = bounds
+            allowed = _range_text(low, high)
+            what = f"a ratio, in {allowed}" if spec.unit == "ratio" else \
+                f"in {spec.unit}, {allowed}"
+            for key in ("min", "max"):
+                value = getattr(rule, key)
+                if value is not None and not low <= value <= high:
+                    problems.append(f"{metric}.{key} = {value:g} is outside the range of "
+                                    f"{spec.name} ({what})")
+            if rule.margin is not None and rule.margin > high - low:
+                problems.append(f"{metric}.margin = {rule.margin:g} is wider than the whole "
+                                f"range of {spec.name} ({_range_text(low, high)})")
+        if problems:
+            raise PydanticCustomError("metric_range", "{problems}",
+                                      {"problems": "; ".join(problems)})
+        return metrics
 
     @classmethod
     def from_toml(cls, path: str | Path) -> GatePolicy:

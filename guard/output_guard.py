@@ -76,7 +76,8 @@ class OutputGuard:
 
     Args:
         scorers: A scorer or several (combined by maximum per category).
-        policy: Thresholds and actions; default: block at 0.5 in every category.
+        policy: Thresholds and actions; default: block at 0.5 in every category. A rule for a
+            category the scorer does not score is refused (a typo would never apply).
         on_error: ``"block"`` (default: fail closed), ``"allow"`` (fail open, with a warning)
             or ``"raise"`` (raise :class:`GuardCheckError` into the caller).
         deadline_s: Longest a scoring call may take; past it the batch fails (closed by
@@ -117,6 +118,7 @@ class OutputGuard:
             raise ConfigError(f"scorer {type(self.scorer).__name__} declares no categories: "
                               "a guard cannot judge with it")
         self.policy = Policy() if policy is None else policy
+        self.policy.check_categories(self.scorer.categories)
         self.on_error = on_error
         self.deadline_s = deadline_s
         self.max_chars = max_chars

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from guard.config import build_model, read_toml
+from guard.errors import ConfigError
+from guard.registry import suggest
 
 Action = Literal["block", "redact"]
 
@@ -57,6 +60,35 @@ class Policy(BaseModel):
     def rule(self, category: str) -> CategoryRule:
         """The rule for ``category`` (its own, else the default)."""
         return self.categories.get(category, self.default)
+
+    def check_categories(self, categories: Collection[str], *, where: str = "policy") -> None:
+        """Refuse rules for categories the scorer does not score (a typo would never apply).
+
+        Call it wherever a policy meets a scorer, with ``scorer.categories``.
+
+        Args:
+            categories: The categories the scorer returns.
+            where: What to call the policy in the message, e.g. ``"policy p.toml"``.
+
+        Raises:
+            ConfigError: Naming every unknown ``[categories.NAME]`` table, with the closest
+                known names and the full list.
+        """
+        known = sorted(categories)
+        unknown = [name for name in self.categories if name not in categories]
+        if not unknown:
+            return
+        problems = []
+        for name in unknown:
+            close = suggest(name, known)
+            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+            problems.append(f"[categories.{name}]{hint}")
+        one = len(unknown) == 1
+        raise ConfigError(
+            f"{where}: unknown categor{'y' if one else 'ies'} {', '.join(problems)}: the "
+            f"scorer scores {', '.join(known) or 'no categories'}, so "
+            f"{'that rule' if one else 'those rules'} would never apply"
+        )
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Policy:

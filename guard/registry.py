@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
@@ -31,6 +31,11 @@ class Entry:
     name: str
     target: str
     summary: str
+
+
+def suggest(name: str, known: Iterable[str]) -> list[str]:
+    """Up to three of ``known`` that look like ``name`` (a typo), closest first."""
+    return difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
 
 
 class Registry(Generic[T]):
@@ -74,7 +79,7 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.5)
+            close = suggest(name, self._entries)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
             known = ", ".join(self.names()) or "(none)"
             raise UnknownNameError(

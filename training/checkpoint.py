@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guard.atomic import write_dir_atomic
+from guard.atomic import recover_dir, write_dir_atomic
 from guard.errors import ConfigError
 from guard.provenance import sha256_file
 
@@ -21,9 +21,13 @@ MANIFEST_SCHEMA_VERSION = 1
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any] | None:
-    """The manifest of a checkpoint folder, or ``None`` when it has none."""
+    """The manifest of a checkpoint folder, or ``None`` when it has none.
+
+    A folder that a killed write left missing is restored first (see
+    :func:`guard.atomic.recover_dir`).
+    """
     path = Path(folder) / MANIFEST_FILE
-    if not path.is_file():
+    if not path.is_file() and not (recover_dir(folder) and path.is_file()):
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -38,6 +42,7 @@ def check_writable_out(out: Path) -> None:
     Raises:
         ConfigError: If ``out`` is a file, or a non-empty folder without a guard manifest.
     """
+    recover_dir(out)  # a checkpoint whose replacement was killed is put back first
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; pass a folder path")
     if out.is_dir() and any(out.iterdir()) and read_manifest(out) is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +26,7 @@ from training.checkpoint import check_writable_out, write_checkpoint
 from training.config import TrainConfig
 from training.distributed import DistributedContext, context_from_environment, process_group
 from training.loop import Trainer, seed_everything
-from training.resume import load_training_state, resume_dir_for
+from training.resume import discard_training_state, load_training_state, resume_dir_for
 
 
 @dataclass(frozen=True)
@@ -223,6 +222,6 @@ def _fine_tune(
             extra[WORD_RECOGNIZER_FILE] = recognizer.to_json()
         write_checkpoint(out_path, model=model, tokenizer=tokenizer, manifest=manifest,
                          extra_files=extra)
-        shutil.rmtree(state_dir, ignore_errors=True)  # the run is complete: nothing to resume
+        discard_training_state(state_dir)  # the run is complete: nothing to resume
     context.barrier()  # the other processes return once the checkpoint exists
     return TrainResult(out_path, json.loads((out_path / "manifest.json").read_text()))

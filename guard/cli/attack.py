@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+from guard.atomic import ensure_writable_dir, removing_on_failure
 from guard.cli.options import add_executor_arguments, build_executor
 
 
@@ -45,13 +47,18 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Attack and print a summary."""
     from attacks import RECIPES
-    from guard.data import load_eval_data
-    from guard.models.classifier import HFClassifier
 
     RECIPES.entry(args.recipe)  # fail fast on a typo, before any model loads
-    from attacks.runner import run_attack
-
     executor = build_executor(args)  # flag errors before any model loads or trains
+    created = ensure_writable_dir(Path(args.out))
+    with removing_on_failure(created):
+        return _attack(args, executor)
+
+
+def _attack(args: argparse.Namespace, executor: Any) -> int:
+    from attacks.runner import run_attack
+    from guard.data import load_eval_data
+    from guard.models.classifier import HFClassifier
 
     if args.model is None:
         from training.default_model import ensure_default_model

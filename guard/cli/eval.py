@@ -153,17 +153,24 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate (or replay), judge the gate, write files; 1 when the gate fails."""
     if args.replay is not None:
         return replay(args)
-    from eval_suites.audit import write_manifest
-    from eval_suites.gate import evaluate_gate
-    from eval_suites.runner import RESULTS_FILE, write_json_atomic
-    from guard.atomic import ensure_writable_dir
-    from guard.provenance import sha256_file
-    from reports import write_reports
+    from guard.atomic import ensure_writable_dir, removing_on_failure
 
     policy, policy_path = _resolve_policy(args.policy)
     suites, options = _plan(args, policy)
     out = Path(args.out)
-    ensure_writable_dir(out)
+    # Also removes the temporary files of killed earlier runs; a folder made here goes again
+    # if the run fails before writing into it.
+    with removing_on_failure(ensure_writable_dir(out)):
+        return _run(args, out, policy, policy_path, suites, options)
+
+
+def _run(args: argparse.Namespace, out: Path, policy: Any, policy_path: Path | None,
+         suites: list[str], options: dict[str, dict[str, Any]]) -> int:
+    from eval_suites.audit import write_manifest
+    from eval_suites.gate import evaluate_gate
+    from eval_suites.runner import RESULTS_FILE, write_json_atomic
+    from guard.provenance import sha256_file
+    from reports import write_reports
 
     def log(message: str) -> None:
         if not args.quiet:

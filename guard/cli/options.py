@@ -58,3 +58,44 @@ def build_executor(args: Any, *, device: str = "cpu") -> Any:
 
     gpus = 1 if device.startswith("cuda") else 0
     return RayExecutor(address=args.address, workers=args.workers or 2, gpus_per_worker=gpus)
+
+
+def add_scorer_arguments(parser: Any, *, purpose: str) -> None:
+    """``--scorer`` and ``--scorer-option`` (for ``scan`` and ``validate``)."""
+    parser.add_argument("--scorer", default=None,
+                        help=f"comma-separated scorers (see `guard ls scorers`) {purpose}; "
+                             "default: the embedded harm-minilm")
+    parser.add_argument("--scorer-option", action="append", default=[],
+                        metavar="SCORER.OPTION=VALUE",
+                        help="scorer option, e.g. detoxify.checkpoint=model.ckpt (repeatable; "
+                             "values are read as JSON when they parse)")
+
+
+def check_scorer_flags(args: Any) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The scorer names and options ``--scorer`` / ``--scorer-option`` ask for.
+
+    Raises:
+        ConfigError: For an empty ``--scorer``, a malformed option, an option for a scorer
+            not named, or an unknown scorer name (with suggestions).
+    """
+    from guard.scorers import DEFAULT_SCORER, SCORERS
+
+    names = [n.strip() for n in (args.scorer or DEFAULT_SCORER).split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--scorer is empty; see `guard ls scorers`")
+    options = parse_dotted_options(args.scorer_option, flag="--scorer-option",
+                                   example="detoxify.checkpoint=model.ckpt")
+    for name in options:
+        if name not in names:
+            raise ConfigError(f"--scorer-option names {name!r}, which is not in --scorer")
+    for name in names:
+        SCORERS.entry(name)  # a typo fails here, before any model loads
+    return names, options
+
+
+def build_scorer_from_flags(names: list[str], options: dict[str, dict[str, Any]]) -> Any:
+    """The scorer (one, or several combined) that :func:`check_scorer_flags` resolved."""
+    from guard.scorers import CompositeScorer, build_scorer
+
+    members = [build_scorer(name, **options.get(name, {})) for name in names]
+    return members[0] if len(members) == 1 else CompositeScorer(members)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+from guard.errors import ConfigError
 
 
 def add_parser(commands: Any) -> None:
@@ -22,13 +25,18 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render and write or print."""
-    from guard.atomic import write_text_atomic
+    from guard.atomic import ensure_writable_path, removing_on_failure, write_text_atomic
     from reports.writers import render_report
 
-    text = render_report(args.results, args.format)
     if args.out is None:
-        print(text, end="")
-    else:
-        write_text_atomic(args.out, text)
-        print(f"wrote {args.out}")
+        print(render_report(args.results, args.format), end="")
+        return 0
+    # Check --out before rendering; folders made for it go again if the command fails.
+    with removing_on_failure(ensure_writable_path(args.out, flag="--out")):
+        text = render_report(args.results, args.format)
+        try:
+            written = write_text_atomic(Path(args.out).expanduser(), text)
+        except OSError as exc:
+            raise ConfigError(f"--out {args.out}: cannot write it ({exc.strerror})") from exc
+    print(f"wrote {written}")
     return 0

@@ -100,13 +100,20 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train and print where the checkpoint went and how well it did."""
+    from guard.atomic import ensure_writable_path, removing_on_failure
+
+    # --out before any work: the checkpoint and OUT.resume are written beside it, in its
+    # parent folder; parents made for it go again if the run fails.
+    with removing_on_failure(ensure_writable_path(args.out, flag="--out", folder=True)):
+        return _resume(args) if args.resume else _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     from guard.config import build_model
     from guard.errors import ConfigError
     from training.clean import fine_tune
     from training.config import TrainConfig
 
-    if args.resume:
-        return _resume(args)
     config = TrainConfig.from_sources(
         args.config,
         data=args.data, model=args.model, text_column=args.text_column,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from guard.atomic import recover_dir
 from guard.errors import ConfigError, MissingExtraError, ModelNotFoundError
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -84,7 +87,7 @@ def resolve_model(spec: str | Path, *, revision: str | None = None) -> ModelSour
     if text == "default-backbone":
         return ModelSource("local", str(default_backbone_path()))
     path = Path(text).expanduser()
-    if path.exists():
+    if path.exists() or recover_dir(path):  # recover: a folder whose replacement was killed
         if not path.is_dir():
             raise ModelNotFoundError(
                 f"model path {text!r} is a file; pass the folder that holds config.json "
@@ -202,13 +205,71 @@ def load_pretrained(
         "local_files_only": source.kind == "local" or source.offline,
     }
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source.location, **common)
-        model = auto_class.from_pretrained(
-            source.location, use_safetensors=prefers_safetensors(source), **common,
-            **model_options)
-    except (OSError, ValueError) as exc:
+        with warnings.catch_warnings():  # torch's notes on a refused pickle's protocol
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            tokenizer = AutoTokenizer.from_pretrained(source.location, **common)
+            model = auto_class.from_pretrained(
+                source.location, use_safetensors=prefers_safetensors(source), **common,
+                **model_options)
+    except Exception as exc:
+        problem = _weights_problem(exc, source, what=what)
+        if problem is not None:
+            # not `from exc`: torch's text in the chain advises weights_only=False
+            raise ModelNotFoundError(problem) from None
+        if not isinstance(exc, (OSError, ValueError)):
+            raise
         if source.kind == "hub":
             raise hub_load_error(source, exc) from exc
         raise ModelNotFoundError(f"could not load {what} from {source.location!r}: {exc}") \
             from exc
     return tokenizer, model
+
+
+def _weights_problem(exc: BaseException, source: ModelSource, *, what: str) -> str | None:
+    """What is wrong with the weights file behind a failed load, or ``None`` if not that.
+
+    transformers reports a refused or damaged ``pytorch_model.bin`` as "Unable to load weights
+    ... If you tried to load a PyTorch model from a TF 2.0 checkpoint, please set
+    from_tf=True", and a damaged safetensors file as a bare ``SafetensorError``. The cause is
+    in the exception chain: a pickle holding more than tensors (refused by
+    ``torch.load(weights_only=True)``), an empty or truncated file, or bad safetensors.
+
+    Args:
+        exc: The error the load raised.
+        source: Where the model was loaded from.
+        what: What was being loaded, for the message.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    pickled = _weight_files(source, (".bin", ".pt", ".pth", ".ckpt"))
+    safe = _weight_files(source, (".safetensors",))
+    where = f"{what} at {source.location!r}"
+    fix = ("Use safetensors weights (model.safetensors) instead: get them from the model's "
+           "publisher, or convert a file you trust with "
+           "model.save_pretrained(folder, safe_serialization=True)")
+    if any(isinstance(e, pickle.UnpicklingError) for e in chain):
+        return (f"refused to load {where}: its weights file{pickled} is a pickle holding Python "
+                "objects beyond tensors and plain containers, not a safe, plain weights file. "
+                f"Pickled code is never run. {fix}")
+    if any(type(e).__name__ == "SafetensorError" for e in chain):
+        return (f"cannot load {where}: its safetensors weights{safe} are empty, truncated or "
+                f"damaged ({exc}). Copy or save them again")
+    if any(isinstance(e, (EOFError, RuntimeError)) for e in chain) and any(
+            "Unable to load weights from pytorch checkpoint" in str(e) for e in chain):
+        return (f"cannot load {where}: its weights file{pickled} is empty, truncated or not a "
+                f"torch checkpoint. Copy it again. {fix}")
+    return None
+
+
+def _weight_files(source: ModelSource, suffixes: tuple[str, ...]) -> str:
+    """`` (a, b)``: the local weight files with one of ``suffixes``, or ``""``."""
+    if source.kind != "local":
+        return ""
+    try:
+        names = sorted(p.name for p in Path(source.location).iterdir() if p.suffix in suffixes)
+    except OSError:
+        return ""
+    return f" ({', '.join(names)})" if names else ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -85,22 +86,41 @@ def load_checkpoint_safely(path: Path) -> dict[str, Any]:
     """``torch.load(weights_only=True)`` a detoxify checkpoint and check its layout.
 
     Raises:
-        ConfigError: If the file holds arbitrary Python objects or lacks config / state_dict.
+        ConfigError: If the file is empty, truncated or not a torch checkpoint, holds arbitrary
+            Python objects, or lacks config / state_dict.
     """
     import torch
 
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+        with warnings.catch_warnings():  # torch's notes on a refused pickle's protocol
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's message advises weights_only=False, i.e. running the file's code: never pass
+        # that on. Say what is wrong instead.
         raise ConfigError(
-            f"{path} holds Python objects beyond tensors and plain containers, so it is not "
-            "unpickled (that could run arbitrary code). Re-save it on a trusted machine as "
-            "{'config': ..., 'state_dict': ...} with plain values"
-        ) from exc
+            f"{path} holds Python objects beyond tensors and plain containers, so it is "
+            "refused, not unpickled (that could run arbitrary code). Re-save it on a trusted "
+            "machine as {'config': ..., 'state_dict': ...} with plain values"
+        ) from None
+    except Exception as exc:  # whatever a damaged, untrusted file makes the parser raise
+        raise ConfigError(f"{path} is not a detoxify checkpoint: {_damage(path)} "
+                          f"({type(exc).__name__}); pass a file saved with torch.save") from exc
     if not isinstance(loaded, dict) or "config" not in loaded or "state_dict" not in loaded:
         raise ConfigError(f"{path} is not a detoxify checkpoint: it needs 'config' and "
                           "'state_dict' entries")
     return loaded
+
+
+def _damage(path: Path) -> str:
+    """What is wrong with a file torch cannot load, as far as its size tells."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if size == 0:
+        return "the file is empty"
+    return "the file is truncated, damaged or not a torch checkpoint"
 
 
 class DetoxifyScorer:
@@ -144,8 +164,11 @@ class DetoxifyScorer:
             model_name, tokenizer_name = arch["model_name"], arch["tokenizer_name"]
             source = str(huggingface_config_path or arch["model_type"])
             num_classes = int(arch["num_classes"])
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"detoxify checkpoint config lacks {exc}") from exc
+        if num_classes != len(classes) or not all(isinstance(c, str) for c in classes):
+            raise ConfigError(f"detoxify checkpoint config names {len(classes)} classes for "
+                              f"{num_classes} outputs; they must match, one name each")
         if model_name not in _MODEL_CLASSES or tokenizer_name not in _TOKENIZER_CLASSES:
             raise ConfigError(
                 f"checkpoint asks for {model_name}/{tokenizer_name}; supported: "
@@ -164,7 +187,15 @@ class DetoxifyScorer:
                 f"{exc}. Pass huggingface_config_path= a local folder with them"
             ) from exc
         model = model_class(config)
-        missing, unexpected = model.load_state_dict(loaded["state_dict"], strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(loaded["state_dict"], strict=False)
+        except (RuntimeError, TypeError, AttributeError, ValueError) as exc:
+            # torch lists every mismatched tensor on a line of its own: name the first
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            detail = lines[1] if len(lines) > 1 else lines[0] if lines else type(exc).__name__
+            more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
+            raise ConfigError(f"checkpoint weights do not fit {model_name}: {detail}{more}") \
+                from exc
         missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
         if missing or unexpected:
             raise ConfigError(

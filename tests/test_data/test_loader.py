@@ -83,7 +83,7 @@ def test_missing_column_names_file_and_fix(tmp_path: Path) -> None:
 def test_unknown_label_names_row(tmp_path: Path) -> None:
     rows = '{"text": "hi", "label": "a"}\n{"text": "yo", "label": "zz"}\n'
     f = _write(tmp_path / "d.jsonl", rows)
-    with pytest.raises(DataError, match=r"(?s)d\.jsonl: 1 bad row.*row 2: unknown label 'zz'"
+    with pytest.raises(DataError, match=r"(?s)d\.jsonl: 1 bad row.*line 2: unknown label 'zz'"
                        ) as err:
         load_file(f, allowed_labels={"a", "b"})
     assert err.value.problems and err.value.path == str(f)
@@ -91,7 +91,7 @@ def test_unknown_label_names_row(tmp_path: Path) -> None:
 
 def test_empty_text_names_csv_row_and_line(tmp_path: Path) -> None:
     f = _write(tmp_path / "d.csv", "text,label\nfine,a\n   ,b\n")
-    with pytest.raises(DataError, match=r"row 2 \(line 3\): empty text"):
+    with pytest.raises(DataError, match=r"line 3: empty text"):
         load_file(f)
 
 
@@ -124,7 +124,8 @@ def test_header_only_csv_has_no_rows(tmp_path: Path) -> None:
 
 def test_malformed_json_and_unsupported_type(tmp_path: Path) -> None:
     bad = _write(tmp_path / "d.jsonl", '{"text": "a", "label": \n')
-    with pytest.raises(DataError, match=r"d\.jsonl: cannot parse it as json"):
+    with pytest.raises(DataError, match=r"d\.jsonl: 1 bad row.*\n  line 1: not valid JSON "
+                       r"\(Expecting value at character 25\)"):
         load_file(bad)
     with pytest.raises(DataError, match=r"unsupported file type '\.txt'"):
         load_file(_write(tmp_path / "d.txt", "hello"))
