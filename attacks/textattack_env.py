@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
+from guard.cache import cache_root
 from guard.errors import MissingExtraError, require
 
 _LOCK = threading.Lock()
@@ -24,8 +25,6 @@ _STOPWORDS = Path(__file__).parent / "data" / "stopwords_english.txt"
 
 def nltk_data_dir() -> Path:
     """Folder of the NLTK data we provision (under the guard cache)."""
-    from training.default_model import cache_root
-
     return cache_root() / "nltk_data"
 
 

@@ -30,3 +30,17 @@ def test_version_is_exposed() -> None:
     import guard
 
     assert guard.__version__ != "0.0.0+unknown"
+
+
+def test_the_attacks_wing_does_not_import_training() -> None:
+    # training imports attacks (adversarial mode); the reverse would make an import cycle
+    probe = ("import sys, attacks, attacks.textattack_env, attacks.records; "
+             "attacks.textattack_env.nltk_data_dir(); "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'training'))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+    from attacks.textattack_env import nltk_data_dir
+    from guard.cache import cache_root
+
+    assert nltk_data_dir() == cache_root() / "nltk_data"

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from guard.cache import cache_root
 from guard.data import load_splits
 from guard.models.source import default_backbone_path
 from guard.provenance import sha256_model_dir, sha256_text
 from training.checkpoint import read_manifest
 from training.config import TrainConfig
-
-
-def cache_root() -> Path:
-    """``$GUARD_CACHE_DIR``, else ``$XDG_CACHE_HOME/metaverse-guard``, else ``~/.cache/...``."""
-    if explicit := os.environ.get("GUARD_CACHE_DIR"):
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "metaverse-guard"
 
 
 def default_model_dir(config: TrainConfig | None = None) -> Path:
