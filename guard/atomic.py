@@ -178,12 +178,21 @@ def _create_temp(target: Path) -> tuple[int, str]:
         except FileExistsError:
             continue
         _try_lock(fd, wait=True)
-        try:  # a cleanup may have removed it between open and lock: then make another
-            if os.path.samestat(os.fstat(fd), os.stat(path)):
-                return fd, path
-        except FileNotFoundError:
-            pass
+        if _still_at(fd, path):
+            return fd, path
         os.close(fd)
+
+
+def _still_at(fd: int, path: str | Path) -> bool:
+    """Whether the open ``fd`` is still what ``path`` names.
+
+    A cleanup may remove a new temporary file or folder between its creation and its lock;
+    the creator then makes another.
+    """
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _try_lock(fd: int, *, wait: bool) -> bool | None:
@@ -415,11 +424,8 @@ def _new_staging(target: Path) -> tuple[Path, int]:
         _mkdir(staging)
         fd = os.open(staging, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         _flock(fd, wait=True)
-        try:  # a cleanup may have taken it between mkdir and flock: then make another
-            if os.path.samestat(os.fstat(fd), os.stat(staging)):
-                return staging, fd
-        except FileNotFoundError:
-            pass
+        if _still_at(fd, staging):
+            return staging, fd
         os.close(fd)
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import hashlib
 import json
 import re
 import threading
@@ -39,6 +38,7 @@ import numpy.typing as npt
 
 from guard.errors import ConfigError
 from guard.models.source import default_backbone_path, pick_device
+from guard.provenance import sha256_file
 from guard.scorers.base import Scores
 
 ASSETS = Path(__file__).parent / "assets" / "harm_minilm"
@@ -48,11 +48,7 @@ _ENCODER_WEIGHTS = "model.safetensors"
 
 @functools.cache
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)  # once per process: the encoder file does not change under us
 
 
 def read_head_config(assets: str | Path = ASSETS) -> dict[str, Any]:
