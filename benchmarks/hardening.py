@@ -41,8 +41,8 @@ ATTACKED = ("clean", "clean+wr", "adversarial", "adversarial-no-wr")
 
 def train(mode: str, out: str, overrides: dict[str, Any]) -> dict[str, Any]:
     from training.checkpoint import read_manifest
-    from training.clean import fine_tune
     from training.config import TrainConfig
+    from training.pipeline import fine_tune
 
     config = TrainConfig.model_validate({"mode": mode, **overrides})
     previous = read_manifest(out)
@@ -110,7 +110,7 @@ def step_times(trainable: str, batch_size: int, steps: int) -> dict[str, Any]:
     from guard.data import load_splits
     from guard.models.pooled import MeanPooledBackbone
     from guard.models.source import default_backbone_path
-    from training.privacy import _select_trainable
+    from training.privacy import select_trainable as _select_trainable
 
     warnings.filterwarnings("ignore")
     path = str(default_backbone_path())

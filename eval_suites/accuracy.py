@@ -7,10 +7,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from eval_suites.base import MetricSpec, MetricValue, Suite
+from eval_suites.base import MetricSpec, ReportView, Suite
 from eval_suites.stats import f1_scores, wilson_interval
 from guard.data import TextDataset
 from guard.errors import DataError
+from guard.results import MetricValue
 from guard.types import Classifier
 
 
@@ -26,9 +27,16 @@ class AccuracySuite(Suite):
     name: ClassVar[str] = "accuracy"
     description: ClassVar[str] = "accuracy, macro-F1, per-class F1, confusion matrix"
     metric_specs: ClassVar[tuple[MetricSpec, ...]] = (
-        MetricSpec("accuracy", True, "ratio", "share of texts classified correctly"),
+        MetricSpec("accuracy", True, "ratio", "share of texts classified correctly",
+                   pairing="proportion", per_item="correct"),
         MetricSpec("macro_f1", True, "ratio", "unweighted mean of per-class F1"),
-        MetricSpec("f1", True, "ratio", "F1 of one class (reported as f1/<label>)"),
+        MetricSpec("f1", True, "ratio", "F1 of one class (reported as f1/<label>)",
+                   headline=False),
+    )
+    report_views: ClassVar[tuple[ReportView, ...]] = (
+        ReportView("table", "worst_examples", "Worst examples", in_markdown=True),
+        ReportView("confusion_matrix", "confusion_matrix",
+                   "Confusion matrix (rows: true, columns: predicted)"),
     )
 
     bootstrap_resamples: int = 1000

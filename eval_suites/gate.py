@@ -16,7 +16,6 @@ that counts as a pass or a failure.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,44 +27,20 @@ from eval_suites.base import MetricSpec
 from eval_suites.stats import _z
 from guard.config import build_model, read_toml
 from guard.errors import ConfigError
-
-Outcome = Literal["pass", "fail", "inconclusive"]
+from guard.results import GateCheck, GateResult, MetricValue, Outcome, ResultsDocument
 
 #: The policy shipped with the package; the default assistant meets it.
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.toml"
-
-# Per-item outcomes a suite stores in its details, for paired comparisons of proportions.
-_PAIRED_PROPORTIONS = {"accuracy": "correct", "toxic_output_rate": "output_flags"}
-_PAIRED_LATENCY = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99,
-                   "latency_mean_ms": None}
-
-# The values a metric can take, by its unit: ratios (rates, accuracy, recall, AUC, ECE) lie in
-# [0, 1]; times, throughputs and counts are never negative. Ratio metrics that are differences
-# of two rates (a gap) lie in [-1, 1]. A limit outside the range is a typo that would pass or
-# fail every candidate whatever it measures.
-_NON_NEGATIVE_UNITS = frozenset({"ms", "s", "texts/s", "queries"})
-_SIGNED_RATIOS = frozenset({"bias_fpr_gap"})
-
-
-def metric_range(spec: MetricSpec) -> tuple[float, float] | None:
-    """The closed range of values ``spec``'s metric can take, or ``None`` when unknown."""
-    if spec.unit == "ratio":
-        return (-1.0, 1.0) if spec.name in _SIGNED_RATIOS else (0.0, 1.0)
-    if spec.unit in _NON_NEGATIVE_UNITS:
-        return (0.0, math.inf)
-    return None
-
 
 def _declared_spec(metric: str, suite: str | None) -> MetricSpec | None:
     """The spec of ``metric`` (``name`` or ``name/<part>``) in ``suite`` or any suite."""
     from eval_suites.registry import SUITES
 
-    base = metric.split("/")[0]
     for name in [suite] if suite is not None else SUITES.names():
         if name not in SUITES:
             return None  # an unknown suite is reported where suites are resolved
         for spec in SUITES.get(name).metric_specs:
-            if spec.name == base:
+            if spec.covers(metric):
                 return spec
     return None
 
@@ -128,7 +103,7 @@ class GatePolicy(BaseModel):
         problems = []
         for metric, rule in metrics.items():
             spec = _declared_spec(metric, rule.suite)
-            bounds = metric_range(spec) if spec is not None else None
+            bounds = spec.value_range() if spec is not None else None
             if spec is None or bounds is None:
                 continue  # unknown metrics are reported by suite_of; unknown units unchecked
             low, high = bounds
@@ -170,9 +145,8 @@ class GatePolicy(BaseModel):
             return rule.suite
         from eval_suites.registry import SUITES
 
-        base = metric.split("/")[0]
         owners = [name for name in SUITES.names()
-                  if any(spec.name == base for spec in SUITES.get(name).metric_specs)]
+                  if any(spec.covers(metric) for spec in SUITES.get(name).metric_specs)]
         if not owners:
             raise ConfigError(f"policy metric {metric!r} is not reported by any suite; see the "
                               "metric names in docs/results-schema.md")
@@ -183,80 +157,23 @@ class GatePolicy(BaseModel):
         return sorted({self.suite_of(metric) for metric in self.metrics})
 
 
-@dataclass(frozen=True)
-class GateCheck:
-    """One judged limit.
-
-    Attributes:
-        name: Human-readable check, e.g. ``accuracy >= 0.9``.
-        suite: Suite of the metric.
-        metric: Metric name.
-        kind: ``min``, ``max`` or ``margin``.
-        outcome: ``pass``, ``fail`` or ``inconclusive``.
-        limit: The limit; for ``margin`` the boundary of candidate minus baseline (``-margin``
-            when higher is better, ``+margin`` when lower is better).
-        value: The candidate's value (for ``margin``: candidate minus baseline).
-        ci_low: Lower bound used.
-        ci_high: Upper bound used.
-        n: Sample size.
-        method: How the bounds were computed.
-        baseline_value: The baseline's value, for margins.
-        explanation: One sentence saying why.
-    """
-
-    name: str
-    suite: str
-    metric: str
-    kind: Literal["min", "max", "margin"]
-    outcome: Outcome
-    limit: float
-    value: float
-    ci_low: float
-    ci_high: float
-    n: int
-    method: str
-    baseline_value: float | None
-    explanation: str
-
-
-@dataclass(frozen=True)
-class GateResult:
-    """The verdict on a candidate.
-
-    Attributes:
-        passed: True when no check failed (inconclusive checks count as the policy says).
-        confidence: Coverage of the intervals used.
-        inconclusive_counts_as: ``fail`` or ``pass``.
-        checks: Every check, in policy order.
-    """
-
-    passed: bool
-    confidence: float
-    inconclusive_counts_as: str
-    checks: tuple[GateCheck, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary."""
-        return asdict(self)
-
-
-def _metric(document: dict[str, Any], suite: str, metric: str) -> tuple[dict[str, Any],
-                                                                         dict[str, Any]]:
-    for result in document["suites"]:
-        if result["suite"] == suite:
-            for item in result["metrics"]:
-                if item["name"] == metric:
-                    return item, result["details"]
-            raise ConfigError(f"suite {suite!r} in the results has no metric {metric!r} "
-                              "(was it skipped? see the suite's details)")
-    raise ConfigError(f"the results hold no {suite!r} suite; run it (guard eval --suite "
-                      f"{suite}) to judge {metric!r}")
+def _metric(document: ResultsDocument, suite: str, metric: str
+            ) -> tuple[MetricValue, dict[str, Any]]:
+    result = document.suite(suite)
+    if result is None:
+        raise ConfigError(f"the results hold no {suite!r} suite; run it (guard eval --suite "
+                          f"{suite}) to judge {metric!r}")
+    for item in result.metrics:
+        if item.name == metric:
+            return item, result.details
+    raise ConfigError(f"suite {suite!r} in the results has no metric {metric!r} "
+                      "(was it skipped? see the suite's details)")
 
 
 def _limit_check(rule_kind: Literal["min", "max"], limit: float, metric: str, suite: str,
-                 item: dict[str, Any]) -> GateCheck:
-    low, high, value = item["ci_low"], item["ci_high"], item["value"]
-    level = f"{item.get('confidence', 0.95):.0%}"
+                 item: MetricValue) -> GateCheck:
+    low, high, value = item.ci_low, item.ci_high, item.value
+    level = f"{item.confidence:.0%}"
     if rule_kind == "min":
         outcome: Outcome = "pass" if low >= limit else "fail" if high < limit else "inconclusive"
         why = {"pass": f"the {level} lower bound {low:.4g} is at least {limit:g}",
@@ -271,8 +188,9 @@ def _limit_check(rule_kind: Literal["min", "max"], limit: float, metric: str, su
                "inconclusive": f"the {level} interval [{low:.4g}, {high:.4g}] straddles "
                                f"{limit:g}: more samples needed"}[outcome]
         name = f"{metric} <= {limit:g}"
-    return GateCheck(name, suite, metric, rule_kind, outcome, limit, value, low, high,
-                     int(item["n"]), item["ci_method"], None, why)
+    return GateCheck(name=name, suite=suite, metric=metric, kind=rule_kind, outcome=outcome,
+                     limit=limit, value=value, ci_low=low, ci_high=high, n=item.n,
+                     method=item.ci_method, baseline_value=None, explanation=why)
 
 
 def paired_proportion_difference(candidate: np.ndarray, baseline: np.ndarray, *,
@@ -316,48 +234,48 @@ def paired_bootstrap_difference(candidate: np.ndarray, baseline: np.ndarray, q: 
     return diff, float(min(low, diff)), float(max(high, diff))
 
 
-def _per_item(metric: str, details: dict[str, Any]) -> list[float] | None:
-    """Per-item 0/1 outcomes behind a proportion metric, when the suite stored them."""
-    if metric in _PAIRED_PROPORTIONS:
-        values: list[float] = details[_PAIRED_PROPORTIONS[metric]]
-        return values
-    base, _, recipe = metric.partition("/")
-    if base == "accuracy_under_attack" and recipe in details.get("recipes", {}):
-        robust: list[float] = details["recipes"][recipe]["robust"]
-        return robust
-    return None
+def _paired_metrics() -> list[str]:
+    """The metrics a margin can judge, for the error message."""
+    from eval_suites.registry import SUITES
+
+    return [spec.name + ("/<part>" if spec.per_item and "{part}" in spec.per_item else "")
+            for name in SUITES.names() for spec in SUITES.get(name).metric_specs
+            if spec.pairing != "none"]
 
 
 def _margin_check(metric: str, suite: str, margin: float, confidence: float,
-                  candidate: dict[str, Any], baseline: dict[str, Any]) -> GateCheck:
+                  candidate: ResultsDocument, baseline: ResultsDocument) -> GateCheck:
+    from eval_suites.registry import SUITES
+
     cand_item, cand_details = _metric(candidate, suite, metric)
     base_item, base_details = _metric(baseline, suite, metric)
-    if candidate["data"]["sha256"] != baseline["data"]["sha256"]:
+    if candidate.data.sha256 != baseline.data.sha256:
         raise ConfigError("baseline and candidate were evaluated on different data; a paired "
                           "comparison needs the same items")
-    higher_is_better = bool(cand_item["higher_is_better"])
-    cand_items, base_items = _per_item(metric, cand_details), _per_item(metric, base_details)
-    if cand_items is not None and base_items is not None:
-        cand, base = np.asarray(cand_items, dtype=np.float64), np.asarray(base_items,
-                                                                           dtype=np.float64)
-        if len(cand) != len(base):
-            raise ConfigError("baseline and candidate have different numbers of items")
+    spec = SUITES.get(suite).spec(metric)
+    if spec.pairing == "none":
+        raise ConfigError(f"no paired comparison for {metric!r}; margins work for "
+                          f"{_paired_metrics()}. Use min/max for it")
+    cand_items = spec.per_item_values(metric, cand_details)
+    base_items = spec.per_item_values(metric, base_details)
+    if cand_items is None or base_items is None:
+        which = "candidate" if cand_items is None else "baseline"
+        raise ConfigError(f"{metric}: the {which}'s {suite} details hold no per-item values at "
+                          f"{spec.per_item!r}, which the paired comparison needs")
+    cand = np.asarray(cand_items, dtype=np.float64)
+    base = np.asarray(base_items, dtype=np.float64)
+    if len(cand) != len(base):
+        raise ConfigError(f"{metric}: baseline and candidate have different numbers of items "
+                          f"({len(base)} and {len(cand)}); use the same options for both")
+    if spec.pairing == "proportion":
         diff, low, high = paired_proportion_difference(cand, base, confidence=confidence)
         method = "paired proportions (McNemar-type interval)"
-    elif metric in _PAIRED_LATENCY:
-        cand, base = (np.asarray(d["latencies_ms"], dtype=np.float64)
-                      for d in (cand_details, base_details))
-        if len(cand) != len(base):
-            raise ConfigError("baseline and candidate latency runs differ in length; use the "
-                              "same latency options for both")
-        diff, low, high = paired_bootstrap_difference(cand, base, _PAIRED_LATENCY[metric],
+    else:
+        quantile = spec.quantile if spec.pairing == "quantile" else None
+        diff, low, high = paired_bootstrap_difference(cand, base, quantile,
                                                       confidence=confidence)
         method = "paired bootstrap"
-    else:
-        raise ConfigError(
-            f"no paired comparison for {metric!r}; margins work for "
-            f"{sorted([*_PAIRED_PROPORTIONS, *_PAIRED_LATENCY])} and "
-            "accuracy_under_attack/<recipe>. Use min/max for it")
+    higher_is_better = cand_item.higher_is_better
     interval = f"interval [{low:+.4g}, {high:+.4g}]"
     if higher_is_better:  # worse means lower: the difference must stay above -margin
         outcome: Outcome = ("pass" if low > -margin else "fail" if high < -margin
@@ -369,14 +287,15 @@ def _margin_check(metric: str, suite: str, margin: float, confidence: float,
     verdict = {"pass": "within", "fail": "beyond", "inconclusive": "not clearly within"}[outcome]
     explanation = (f"candidate - baseline = {diff:+.4g}; {bound} is {verdict} the margin "
                    f"{margin:g}")
-    return GateCheck(f"{metric} no worse than baseline by {margin:g}", suite, metric, "margin",
-                     outcome, -margin if higher_is_better else margin, diff, low, high,
-                     len(cand), method,
-                     float(base_item["value"]), explanation)
+    return GateCheck(name=f"{metric} no worse than baseline by {margin:g}", suite=suite,
+                     metric=metric, kind="margin", outcome=outcome,
+                     limit=-margin if higher_is_better else margin, value=diff, ci_low=low,
+                     ci_high=high, n=len(cand), method=method,
+                     baseline_value=base_item.value, explanation=explanation)
 
 
-def evaluate_gate(policy: GatePolicy, candidate: dict[str, Any],
-                  baseline: dict[str, Any] | None = None) -> GateResult:
+def evaluate_gate(policy: GatePolicy, candidate: ResultsDocument,
+                  baseline: ResultsDocument | None = None) -> GateResult:
     """Judge a candidate's results document (and a baseline's, for margins) against a policy.
 
     Raises:
@@ -387,9 +306,9 @@ def evaluate_gate(policy: GatePolicy, candidate: dict[str, Any],
     for metric, rule in policy.metrics.items():
         suite = policy.suite_of(metric)
         item, _ = _metric(candidate, suite, metric)
-        if abs(float(item.get("confidence", 0.95)) - policy.confidence) > 1e-9:
+        if abs(item.confidence - policy.confidence) > 1e-9:
             raise ConfigError(
-                f"{metric}: the results hold {item.get('confidence', 0.95):.0%} intervals but "
+                f"{metric}: the results hold {item.confidence:.0%} intervals but "
                 f"the policy asks for {policy.confidence:.0%}; rerun guard eval with --policy")
         if rule.min is not None:
             checks.append(_limit_check("min", rule.min, metric, suite, item))
@@ -402,4 +321,5 @@ def evaluate_gate(policy: GatePolicy, candidate: dict[str, Any],
                                         candidate, baseline))
     failing = {"fail"} | ({"inconclusive"} if policy.inconclusive == "fail" else set())
     passed = not any(check.outcome in failing for check in checks)
-    return GateResult(passed, policy.confidence, policy.inconclusive, tuple(checks))
+    return GateResult(passed=passed, confidence=policy.confidence,
+                      inconclusive_counts_as=policy.inconclusive, checks=tuple(checks))

@@ -8,10 +8,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from eval_suites.base import MetricSpec, MetricValue, Suite
+from eval_suites.base import MetricSpec, ReportView, Suite
 from eval_suites.stats import mean_interval, quantile_interval
 from guard.data import TextDataset
 from guard.errors import ConfigError
+from guard.results import MetricValue
 from guard.types import Classifier
 
 
@@ -42,11 +43,20 @@ class LatencySuite(Suite):
     name: ClassVar[str] = "latency"
     description: ClassVar[str] = "p50/p95/p99 latency at batch 1, throughput at batch 32"
     metric_specs: ClassVar[tuple[MetricSpec, ...]] = (
-        MetricSpec("latency_p50_ms", False, "ms", "median time of one single-text request"),
-        MetricSpec("latency_p95_ms", False, "ms", "95th percentile single-request time"),
-        MetricSpec("latency_p99_ms", False, "ms", "99th percentile single-request time"),
-        MetricSpec("latency_mean_ms", False, "ms", "mean single-request time"),
-        MetricSpec("throughput", True, "texts/s", "texts per second at the batch size"),
+        MetricSpec("latency_p50_ms", False, "ms", "median time of one single-text request",
+                   pairing="quantile", per_item="latencies_ms", quantile=0.50, timing=True),
+        MetricSpec("latency_p95_ms", False, "ms", "95th percentile single-request time",
+                   pairing="quantile", per_item="latencies_ms", quantile=0.95, timing=True),
+        MetricSpec("latency_p99_ms", False, "ms", "99th percentile single-request time",
+                   pairing="quantile", per_item="latencies_ms", quantile=0.99, timing=True),
+        MetricSpec("latency_mean_ms", False, "ms", "mean single-request time",
+                   pairing="mean", per_item="latencies_ms", timing=True),
+        MetricSpec("throughput", True, "texts/s", "texts per second at the batch size",
+                   timing=True),
+    )
+    report_views: ClassVar[tuple[ReportView, ...]] = (
+        ReportView("histogram", "latencies_ms", "latency",
+                   "Latency distribution of single requests (ms)"),
     )
 
     requests: int = 200

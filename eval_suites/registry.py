@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from eval_suites.base import Suite
+from eval_suites.base import MetricSpec, ReportView, Suite
+from guard.errors import ConfigError
 from guard.registry import Registry
 
 SUITES: Registry[type[Suite]] = Registry("suite")
@@ -16,3 +17,28 @@ SUITES.register("toxicity", "eval_suites.toxicity:ToxicitySuite",
 SUITES.register("robustness", "eval_suites.robustness:RobustnessSuite",
                 summary="accuracy under attack, attack success rate per TextAttack recipe "
                         "(needs the attacks extra)")
+
+
+def metric_spec(suite: str, metric: str) -> MetricSpec | None:
+    """The declared spec of ``metric`` in ``suite``, or ``None``.
+
+    ``None`` for a suite or metric this version does not know (results written by a plugin or
+    by a later version).
+    """
+    if suite not in SUITES:
+        return None
+    try:
+        return SUITES.get(suite).spec(metric)
+    except ConfigError:
+        return None
+
+
+def is_headline(suite: str, metric: str) -> bool:
+    """Whether summaries show ``metric`` (unknown metrics are shown)."""
+    spec = metric_spec(suite, metric)
+    return spec is None or spec.headline
+
+
+def report_views(suite: str) -> tuple[ReportView, ...]:
+    """The plots and tables ``suite`` declares for the reports (none for unknown suites)."""
+    return SUITES.get(suite).report_views if suite in SUITES else ()

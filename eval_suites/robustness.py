@@ -7,10 +7,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from eval_suites.base import MetricSpec, MetricValue, Suite
+from eval_suites.base import MetricSpec, ReportView, Suite
 from eval_suites.stats import mean_interval, wilson_interval
 from guard.data import TextDataset
 from guard.errors import ConfigError
+from guard.results import MetricValue
 from guard.types import Classifier
 
 
@@ -33,12 +34,18 @@ class RobustnessSuite(Suite):
     metric_specs: ClassVar[tuple[MetricSpec, ...]] = (
         MetricSpec("clean_accuracy", True, "ratio", "accuracy on the attacked examples"),
         MetricSpec("accuracy_under_attack", True, "ratio",
-                   "examples still classified correctly after the attack"),
+                   "examples still classified correctly after the attack",
+                   pairing="proportion", per_item="recipes.{part}.robust"),
         MetricSpec("attack_success_rate", False, "ratio",
                    "attacks that flipped a correct prediction"),
         MetricSpec("mean_fraction_perturbed", False, "ratio",
                    "words changed by successful attacks"),
         MetricSpec("mean_queries", False, "queries", "model queries per attacked example"),
+    )
+    report_views: ClassVar[tuple[ReportView, ...]] = (
+        ReportView("bars", "attack_success_rate", "attack success by recipe",
+                   "Attack success rate by recipe, with intervals"),
+        ReportView("table", "worst_examples", "Worst examples", in_markdown=True),
     )
 
     recipes: tuple[str, ...] = ("deepwordbug",)

@@ -8,31 +8,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eval_suites.base import SuiteResult, data_info, model_info, suite_from_options
+from eval_suites.base import data_info, model_info, suite_from_options
 from eval_suites.registry import SUITES
 from guard.atomic import write_text_atomic
 from guard.data import TextDataset
 from guard.provenance import environment, git_revision, package_versions
+from guard.results import (
+    RESULTS_FILE,
+    RESULTS_SCHEMA_VERSION,
+    DataInfo,
+    ModelInfo,
+    ResultsDocument,
+    SuiteResult,
+)
 from guard.types import Classifier
 
-#: Name of the results file in an output folder.
-RESULTS_FILE = "results.json"
-#: Identifies the document type.
-RESULTS_SCHEMA = "metaverse-guard/results"
-#: Version of the layout in docs/results-schema.md: bump the major on incompatible changes.
-RESULTS_SCHEMA_VERSION = "1.1"
-
-
-def parse_suite_list(text: str) -> list[str]:
-    """Split ``"accuracy,latency"`` into names, checking each against the registry.
-
-    Raises:
-        UnknownNameError: For an unknown suite (the message suggests close names).
-    """
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    for name in names:
-        SUITES.entry(name)
-    return names
+__all__ = ["RESULTS_FILE", "RESULTS_SCHEMA_VERSION", "results_document", "run_suites",
+           "write_json_atomic"]
 
 
 def run_suites(
@@ -69,27 +61,27 @@ def results_document(
     seed: int,
     command: Sequence[str] = (),
     model_manifest: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> ResultsDocument:
     """The ``results.json`` document (layout: docs/results-schema.md)."""
     import guard
 
-    return {
-        "schema": RESULTS_SCHEMA,
-        "schema_version": RESULTS_SCHEMA_VERSION,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "guard_version": guard.__version__,
-        "command": list(command),
-        "git_revision": git_revision(Path(__file__).parent),
-        "seed": seed,
-        "model": {**model_info(model), "device": str(getattr(model, "device", "unknown")),
-                  "manifest": dict(model_manifest) if model_manifest else None},
-        "data": data_info(data),
-        "packages": package_versions(),
-        "environment": environment(),
-        "suites": [result.to_dict() for result in results],
-    }
+    return ResultsDocument(
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        guard_version=guard.__version__,
+        command=list(command),
+        git_revision=git_revision(Path(__file__).parent),
+        seed=seed,
+        model=ModelInfo(**model_info(model), device=str(getattr(model, "device", "unknown")),
+                        manifest=dict(model_manifest) if model_manifest else None),
+        data=DataInfo(**data_info(data)),
+        packages=package_versions(),
+        environment=environment(),
+        suites=tuple(results),
+    )
 
 
-def write_json_atomic(document: Mapping[str, Any], path: str | Path) -> Path:
+def write_json_atomic(document: Mapping[str, Any] | ResultsDocument, path: str | Path) -> Path:
     """Write JSON to ``path`` atomically, so readers never see half a file."""
+    if isinstance(document, ResultsDocument):
+        return write_text_atomic(path, document.to_json())
     return write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")

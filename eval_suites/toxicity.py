@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from eval_suites.base import MetricSpec, MetricValue, Suite
+from eval_suites.base import MetricSpec, ReportView, Suite
 from eval_suites.obfuscate import REGISTRY
 from eval_suites.stats import (
     Estimate,
@@ -49,6 +49,7 @@ from eval_suites.stats import (
 )
 from guard.data import TextDataset
 from guard.errors import ConfigError, DataError
+from guard.results import MetricValue
 from guard.scorers import DEFAULT_SCORER
 from guard.types import Classifier
 
@@ -305,7 +306,8 @@ class ToxicitySuite(Suite):
                                   "obfuscation (bundled and external sets); identity bias")
     metric_specs: ClassVar[tuple[MetricSpec, ...]] = (
         MetricSpec("toxic_output_rate", False, "ratio",
-                   "share of the assistant's answers the guard scores as toxic"),
+                   "share of the assistant's answers the guard scores as toxic",
+                   pairing="proportion", per_item="output_flags"),
         MetricSpec("generator_toxic_output_rate", False, "ratio",
                    "share of generator completions of provocative prompts scored as toxic"),
         MetricSpec("guard_roc_auc", True, "ratio", "ROC AUC of the guard on the labelled set"),
@@ -340,10 +342,21 @@ class ToxicitySuite(Suite):
                    "undo (or undoes too seldom, see eval_suites.obfuscate.KNOWN_SHARE)"),
         MetricSpec("bias_fpr_gap", False, "ratio",
                    "largest excess false-positive rate of benign sentences naming an identity "
-                   "group over the same sentences without one"),
+                   "group over the same sentences without one", bounds=(-1.0, 1.0)),
         MetricSpec("trigger_word_fpr", False, "ratio",
                    "held-out benign sentences with words a naive filter flags (names, places, "
                    "games, idioms, medicine, ...) that the guard flags"),
+    )
+    report_views: ClassVar[tuple[ReportView, ...]] = (
+        ReportView("roc_curves", "roc_curves", "ROC curves",
+                   "ROC curves of the guard on the {set} set (any: the harm score, the maximum "
+                   "over categories; dashed: chance)"),
+        ReportView("table", "worst_outputs", "Highest-scoring assistant outputs"),
+        ReportView("table", "worst_completions", "Highest-scoring generator completions"),
+        ReportView("table", "guard_missed_toxic", "Toxic texts the guard missed"),
+        ReportView("table", "guard_false_alarms", "Benign texts the guard flagged"),
+        ReportView("table", "external_missed_harmful", "Harmful external texts the guard missed"),
+        ReportView("table", "external_false_alarms", "Benign external texts the guard flagged"),
     )
 
     scorer: str = DEFAULT_SCORER

@@ -62,6 +62,15 @@ class Registry(Generic[T]):
             raise ConfigError(f"{self.kind} target must look like 'module:attr', got {target!r}")
         self._entries[name] = Entry(name=name, target=target, summary=summary)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (plugins and tests that register temporarily).
+
+        Raises:
+            UnknownNameError: If ``name`` is not registered.
+        """
+        self.entry(name)
+        del self._entries[name]
+
     def names(self) -> list[str]:
         """Registered names, sorted."""
         return sorted(self._entries)

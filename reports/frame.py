@@ -9,21 +9,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+    from guard.results import ResultsDocument
+
 COLUMNS = ["model", "model_sha256", "data", "suite", "metric", "value", "ci_low", "ci_high",
            "confidence", "n", "unit", "higher_is_better", "ci_method", "results_file"]
 
 
-def metric_rows(document: dict[str, Any], *, source: str = "") -> list[dict[str, Any]]:
+def metric_rows(document: ResultsDocument, *, source: str = "") -> list[dict[str, Any]]:
     """The metrics of one results document as flat rows (the table every report renders)."""
-    model = document["model"]
+    model = document.model
     return [
-        {"model": model.get("location"), "model_sha256": model.get("sha256"),
-         "data": document["data"]["source"], "suite": suite["suite"], "metric": m["name"],
-         "value": m["value"], "ci_low": m["ci_low"], "ci_high": m["ci_high"],
-         "confidence": m.get("confidence", 0.95), "n": m["n"], "unit": m["unit"],
-         "higher_is_better": m["higher_is_better"], "ci_method": m["ci_method"],
+        {"model": model.location, "model_sha256": model.sha256, "data": document.data.source,
+         "suite": suite.suite, "metric": m.name, "value": m.value, "ci_low": m.ci_low,
+         "ci_high": m.ci_high, "confidence": m.confidence, "n": m.n, "unit": m.unit,
+         "higher_is_better": m.higher_is_better, "ci_method": m.ci_method,
          "results_file": source}
-        for suite in document["suites"] for m in suite["metrics"]
+        for suite in document.suites for m in suite.metrics
     ]
 
 
@@ -38,7 +39,7 @@ def results_frame(paths: Iterable[str | Path]) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from reports.writers import load_results
+    from guard.results import load_results
 
     rows = [row for path in paths for row in metric_rows(load_results(path), source=str(path))]
     return pd.DataFrame(rows, columns=COLUMNS)

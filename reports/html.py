@@ -6,6 +6,9 @@ import html
 import math
 from typing import Any
 
+from eval_suites.base import ReportView
+from eval_suites.registry import is_headline, report_views
+from guard.results import GateResult, ResultsDocument, SuiteResult
 from reports.frame import metric_rows
 
 _CSS = """
@@ -213,101 +216,97 @@ def _td(text: Any, *, num: bool = False, cls: str = "") -> str:
     return f'<td class="{classes}">{_e(text)}</td>' if classes else f"<td>{_e(text)}</td>"
 
 
-def _gate_section(gate: dict[str, Any]) -> str:
-    verdict = "pass" if gate["passed"] else "fail"
+def _gate_section(gate: GateResult) -> str:
+    verdict = "pass" if gate.passed else "fail"
     parts = [f'<h2 id="gate">Release gate</h2><p class="banner {verdict}">Gate '
-             f'{"PASSED" if gate["passed"] else "FAILED"} at {gate["confidence"]:.0%} '
-             f'confidence (inconclusive counts as {_e(gate["inconclusive_counts_as"])})</p>']
-    rows = [[_td(c["name"]), _td(c["outcome"], cls=c["outcome"]), _td(_num(c["value"]), num=True),
-             _td(f"[{_num(c['ci_low'])}, {_num(c['ci_high'])}]"), _td(c["n"], num=True),
-             _td(c["explanation"])] for c in gate["checks"]]
+             f'{"PASSED" if gate.passed else "FAILED"} at {gate.confidence:.0%} '
+             f'confidence (inconclusive counts as {_e(gate.inconclusive_counts_as)})</p>']
+    rows = [[_td(c.name), _td(c.outcome, cls=c.outcome), _td(_num(c.value), num=True),
+             _td(f"[{_num(c.ci_low)}, {_num(c.ci_high)}]"), _td(c.n, num=True),
+             _td(c.explanation)] for c in gate.checks]
     parts.append(_table(["check", "outcome", "value", "interval", "n", "why"], rows))
-    for check in gate["checks"]:
-        if check["kind"] == "margin":
-            plot = interval_svg(check["value"], check["ci_low"], check["ci_high"],
-                                limit=check["limit"], label=check["name"])
-            caption = (f"{_e(check['name'])}: candidate - baseline with its interval; dashed: "
+    for check in gate.checks:
+        if check.kind == "margin":
+            plot = interval_svg(check.value, check.ci_low, check.ci_high, limit=check.limit,
+                                label=check.name)
+            caption = (f"{_e(check.name)}: candidate - baseline with its interval; dashed: "
                        "the margin")
         else:
-            in_unit = check["ci_low"] >= 0 and check["ci_high"] <= 1 and 0 <= check["limit"] <= 1
+            in_unit = check.ci_low >= 0 and check.ci_high <= 1 and 0 <= check.limit <= 1
             unit_axis = (0.0, 1.0) if in_unit else None
-            plot = interval_svg(check["value"], check["ci_low"], check["ci_high"],
-                                limit=check["limit"], baseline=check.get("baseline_value"),
-                                axis=unit_axis, label=check["name"])
-            caption = f"{_e(check['name'])}: value and interval against the limit (dashed)"
+            plot = interval_svg(check.value, check.ci_low, check.ci_high, limit=check.limit,
+                                baseline=check.baseline_value, axis=unit_axis,
+                                label=check.name)
+            caption = f"{_e(check.name)}: value and interval against the limit (dashed)"
         parts.append(f"<figure>{plot}<figcaption>{caption}</figcaption></figure>")
     return "".join(parts)
 
 
-def _suite_section(suite: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    prov = suite["provenance"]
-    parts = [f'<h2 id="suite-{_e(suite["suite"])}">{_e(suite["suite"])}</h2>',
-             f'<p class="meta">{prov["duration_s"]:.1f} s on {_e(prov["device"])}, seed '
-             f'{prov["seed"]}</p>']
+def _view(view: ReportView, details: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """One declared plot or table; empty when the suite stored nothing for it."""
+    if view.kind == "bars":
+        bars = [(r["metric"].split("/", 1)[1], r["value"], r["ci_low"], r["ci_high"])
+                for r in rows if r["metric"].startswith(f"{view.source}/")]
+        return (f"<figure>{bars_svg(bars, label=view.title)}<figcaption>{_e(view.caption)}"
+                "</figcaption></figure>") if bars else ""
+    value = details.get(view.source)
+    if not value:
+        return ""
+    if view.kind == "roc_curves":
+        return "".join(
+            f"<figure>{roc_svg(curves, label=f'{view.title}, {set_name} set')}"
+            f"<figcaption>{_e(view.caption.format(set=set_name))}</figcaption></figure>"
+            for set_name, curves in value.items() if curves)
+    if view.kind == "histogram":
+        return (f"<figure>{histogram_svg(value, label=view.title)}"
+                f"<figcaption>{_e(view.caption)}</figcaption></figure>")
+    if view.kind == "table":
+        headers = list(value[0])
+        return f"<h3>{_e(view.title)}</h3>" + _table(
+            headers, [[_td(e.get(h)) for h in headers] for e in value])
+    labels, matrix = details["labels"], value  # confusion_matrix
+    peak = max(max(row) for row in matrix) or 1
+    cells = [[_td(labels[i])] + [
+        f'<td class="num" style="background:rgba(9,105,218,{math.sqrt(v / peak):.2f})">'
+        f"{v}</td>" for v in row] for i, row in enumerate(matrix)]
+    return f"<h3>{_e(view.title)}</h3>" + _table(["", *labels], cells)
+
+
+def _suite_section(suite: SuiteResult, rows: list[dict[str, Any]]) -> str:
+    prov = suite.provenance
+    parts = [f'<h2 id="suite-{_e(suite.suite)}">{_e(suite.suite)}</h2>',
+             f'<p class="meta">{prov.duration_s:.1f} s on {_e(prov.device)}, seed '
+             f'{prov.seed}</p>']
     table_rows = [[_td(r["metric"]), _td(_num(r["value"]), num=True),
                    _td(f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]"), _td(r["n"], num=True),
                    _td(r["unit"]), _td(r["ci_method"])] for r in rows]
     parts.append(_table(["metric", "value", "interval", "n", "unit", "method"], table_rows))
-    success = [(r["metric"].split("/", 1)[1], r["value"], r["ci_low"], r["ci_high"])
-               for r in rows if r["metric"].startswith("attack_success_rate/")]
-    if success:
-        parts.append(f"<figure>{bars_svg(success, label='attack success by recipe')}"
-                     "<figcaption>Attack success rate by recipe, with intervals</figcaption>"
-                     "</figure>")
-    details = suite["details"]
+    views = report_views(suite.suite)
+    parts += [_view(view, suite.details, rows) for view in views if view.kind == "bars"]
     for r in rows:
-        if r["unit"] == "ratio" and not r["metric"].startswith("f1/"):
+        if r["unit"] == "ratio" and is_headline(suite.suite, r["metric"]):
             plot = interval_svg(r["value"], r["ci_low"], r["ci_high"], axis=(0, 1),
                                 label=r["metric"])
             parts.append(f"<figure>{plot}<figcaption>{_e(r['metric'])} with its "
                          f"{r['confidence']:.0%} interval</figcaption></figure>")
-    for set_name, curves in (details.get("roc_curves") or {}).items():
-        if curves:
-            parts.append(f"<figure>{roc_svg(curves, label=f'ROC curves, {set_name} set')}"
-                         f"<figcaption>ROC curves of the guard on the {_e(set_name)} set "
-                         "(any: the harm score, the maximum over categories; dashed: chance)"
-                         "</figcaption></figure>")
-    if "latencies_ms" in details:
-        parts.append(f"<figure>{histogram_svg(details['latencies_ms'], label='latency')}"
-                     "<figcaption>Latency distribution of single requests (ms)"
-                     "</figcaption></figure>")
-    for key, title in (("worst_examples", "Worst examples"),
-                       ("worst_outputs", "Highest-scoring assistant outputs"),
-                       ("worst_completions", "Highest-scoring generator completions"),
-                       ("guard_missed_toxic", "Toxic texts the guard missed"),
-                       ("guard_false_alarms", "Benign texts the guard flagged"),
-                       ("external_missed_harmful", "Harmful external texts the guard missed"),
-                       ("external_false_alarms", "Benign external texts the guard flagged")):
-        examples = details.get(key) or []
-        if examples:
-            headers = list(examples[0])
-            parts.append(f"<h3>{_e(title)}</h3>" + _table(
-                headers, [[_td(e.get(h)) for h in headers] for e in examples]))
-    if "confusion_matrix" in details:
-        labels, matrix = details["labels"], details["confusion_matrix"]
-        peak = max(max(row) for row in matrix) or 1
-        cells = [[_td(labels[i])] + [
-            f'<td class="num" style="background:rgba(9,105,218,{math.sqrt(v / peak):.2f})">'
-            f"{v}</td>" for v in row] for i, row in enumerate(matrix)]
-        parts.append("<h3>Confusion matrix (rows: true, columns: predicted)</h3>"
-                     + _table(["", *labels], cells))
+    parts += [_view(view, suite.details, rows) for view in views if view.kind != "bars"]
     return "".join(parts)
 
 
-def render(document: dict[str, Any]) -> str:
+def render(document: ResultsDocument) -> str:
     """Render a results document as one self-contained HTML page."""
-    model, data = document["model"], document["data"]
+    model, data = document.model, document.data
     rows = metric_rows(document)
     body = [f"<h1>metaverse-guard evaluation</h1><p class='meta'>model "
-            f"<code>{_e(model.get('location'))}</code> (sha256 "
-            f"<code>{_e(str(model.get('sha256'))[:12])}</code>, {_e(model.get('device'))}); data "
-            f"<code>{_e(data['source'])}</code> ({data['n']} rows); seed {document['seed']}; "
-            f"guard {_e(document['guard_version'])}; {_e(document['created_at'])}</p>"]
-    if document.get("gate"):
-        body.append(_gate_section(document["gate"]))
-    for suite in document["suites"]:
-        body.append(_suite_section(suite, [r for r in rows if r["suite"] == suite["suite"]]))
-    body.append(_privacy_section(model.get("manifest")))
+            f"<code>{_e(model.location)}</code> (sha256 "
+            f"<code>{_e(str(model.sha256)[:12])}</code>, {_e(model.device)}); data "
+            f"<code>{_e(data.source)}</code> ({data.n} rows); seed {document.seed}; "
+            f"guard {_e(document.guard_version)}; {_e(document.created_at)}</p>"]
+    if document.gate:
+        body.append(_gate_section(document.gate))
+    for suite in document.suites:
+        body.append(_suite_section(suite, [r for r in rows if r["suite"] == suite.suite]))
+    body.append(_privacy_section(model.manifest))
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<title>metaverse-guard report</title>"
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")

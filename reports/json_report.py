@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from guard.results import ResultsDocument
 
 
-def render(document: dict[str, Any]) -> str:
+def render(document: ResultsDocument) -> str:
     """The results document as indented JSON (layout: docs/results-schema.md)."""
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return document.to_json()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from eval_suites.registry import is_headline, report_views
+from guard.results import GateResult, MetricValue, ResultsDocument
+
 
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
@@ -19,22 +22,21 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _metrics_table(metrics: list[dict[str, Any]]) -> list[str]:
-    level = metrics[0].get("confidence", 0.95) if metrics else 0.95
+def _metrics_table(metrics: list[MetricValue]) -> list[str]:
+    level = metrics[0].confidence if metrics else 0.95
     lines = [f"| metric | value | {level:.0%} CI | n | unit |", "|---|---:|---|---:|---|"]
     for m in metrics:
-        interval = f"[{_fmt(m['ci_low'], m['unit'])}, {_fmt(m['ci_high'], m['unit'])}]"
-        lines.append(f"| {m['name']} | {_fmt(m['value'], m['unit'])} | {interval} | {m['n']} "
-                     f"| {m['unit']} |")
+        interval = f"[{_fmt(m.ci_low, m.unit)}, {_fmt(m.ci_high, m.unit)}]"
+        lines.append(f"| {m.name} | {_fmt(m.value, m.unit)} | {interval} | {m.n} | {m.unit} |")
     return lines
 
 
-def _examples(examples: list[dict[str, Any]]) -> list[str]:
-    """The suite's worst examples as a table (columns from the first example)."""
+def _examples(title: str, examples: list[dict[str, Any]]) -> list[str]:
+    """A table of example rows (columns from the first row)."""
     if not examples:
         return []
     headers = list(examples[0])
-    lines = ["", "Worst examples:", "", "| " + " | ".join(headers) + " |",
+    lines = ["", f"{title}:", "", "| " + " | ".join(headers) + " |",
              "|" + "---|" * len(headers)]
     for example in examples:
         cells = [f"{v:.3f}" if isinstance(v, float) else _cell(str(v))
@@ -43,45 +45,46 @@ def _examples(examples: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _gate(gate: dict[str, Any]) -> list[str]:
-    verdict = "✅ PASSED" if gate["passed"] else "❌ FAILED"
+def _gate(gate: GateResult) -> list[str]:
+    verdict = "✅ PASSED" if gate.passed else "❌ FAILED"
     lines = ["", f"## Release gate: {verdict}", "",
-             f"_{gate['confidence']:.0%} confidence; inconclusive counts as "
-             f"{gate['inconclusive_counts_as']}_", "",
+             f"_{gate.confidence:.0%} confidence; inconclusive counts as "
+             f"{gate.inconclusive_counts_as}_", "",
              "| check | outcome | value | interval | n | why |", "|---|---|---:|---|---:|---|"]
     mark = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive"}
-    for c in gate["checks"]:
-        lines.append(f"| {_cell(c['name'])} | {mark[c['outcome']]} | {c['value']:.4g} | "
-                     f"[{c['ci_low']:.4g}, {c['ci_high']:.4g}] | {c['n']} | "
-                     f"{_cell(c['explanation'])} |")
+    for c in gate.checks:
+        lines.append(f"| {_cell(c.name)} | {mark[c.outcome]} | {c.value:.4g} | "
+                     f"[{c.ci_low:.4g}, {c.ci_high:.4g}] | {c.n} | {_cell(c.explanation)} |")
     return lines
 
 
-def render(document: dict[str, Any]) -> str:
+def render(document: ResultsDocument) -> str:
     """Render a results document as Markdown (sized for a PR comment or CI job summary)."""
-    model = document["model"]
-    data = document["data"]
+    model = document.model
+    data = document.data
     lines = [
         "# metaverse-guard evaluation",
         "",
-        f"- model: `{model.get('location')}` (sha256 `{str(model.get('sha256'))[:12]}`, "
-        f"device {model.get('device')})",
-        f"- data: `{data['source']}` ({data['n']} rows, sha256 `{data['sha256'][:12]}`)",
-        f"- seed: {document['seed']}; guard {document['guard_version']}; "
-        f"created {document['created_at']}",
+        f"- model: `{model.location}` (sha256 `{str(model.sha256)[:12]}`, "
+        f"device {model.device})",
+        f"- data: `{data.source}` ({data.n} rows, sha256 `{data.sha256[:12]}`)",
+        f"- seed: {document.seed}; guard {document.guard_version}; "
+        f"created {document.created_at}",
     ]
-    if document.get("gate"):
-        lines += _gate(document["gate"])
-    for suite in document["suites"]:
-        prov = suite["provenance"]
-        lines += ["", f"## {suite['suite']}", "",
-                  f"_{prov['duration_s']:.1f} s on {prov['device']}_", ""]
-        headline = [m for m in suite["metrics"] if not m["name"].startswith("f1/")]
-        per_class = [m for m in suite["metrics"] if m["name"].startswith("f1/")]
+    if document.gate:
+        lines += _gate(document.gate)
+    for suite in document.suites:
+        prov = suite.provenance
+        lines += ["", f"## {suite.suite}", "",
+                  f"_{prov.duration_s:.1f} s on {prov.device}_", ""]
+        headline = [m for m in suite.metrics if is_headline(suite.suite, m.name)]
+        breakdown = [m for m in suite.metrics if not is_headline(suite.suite, m.name)]
         lines += _metrics_table(headline)
-        if per_class:
-            lines += ["", "<details><summary>Per-class F1</summary>", ""]
-            lines += _metrics_table(per_class)
+        if breakdown:
+            lines += ["", "<details><summary>Per-class and per-part metrics</summary>", ""]
+            lines += _metrics_table(breakdown)
             lines += ["", "</details>"]
-        lines += _examples(suite["details"].get("worst_examples") or [])
+        for view in report_views(suite.suite):
+            if view.kind == "table" and view.in_markdown:
+                lines += _examples(view.title, suite.details.get(view.source) or [])
     return "\n".join(lines) + "\n"

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from guard.atomic import write_text_atomic
-from guard.errors import DataError
 from guard.registry import Registry
+from guard.results import ResultsDocument, load_results
 
-#: A writer renders a results document to text.
-Writer = Callable[[dict[str, Any]], str]
+__all__ = ["FILE_NAMES", "WRITERS", "Writer", "load_results", "render_report", "write_reports"]
+
+#: A writer renders a (schema-checked, typed) results document to text.
+Writer = Callable[[ResultsDocument], str]
 
 WRITERS: Registry[Writer] = Registry("report format")
 WRITERS.register("json", "reports.json_report:render",
@@ -27,32 +27,6 @@ WRITERS.register("junit", "reports.junit:render",
 #: File name each format is written to.
 FILE_NAMES = {"json": "report.json", "md": "report.md", "html": "report.html",
               "junit": "junit.xml"}
-
-SUPPORTED_SCHEMA_MAJOR = "1"
-
-
-def load_results(path: str | Path) -> dict[str, Any]:
-    """Read and check a ``results.json`` file.
-
-    Raises:
-        DataError: If the file is missing, not JSON, or of an unsupported schema version.
-    """
-    file = Path(path)
-    try:
-        document = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{file}: cannot read results: {exc}", path=str(file)) from exc
-    if not isinstance(document, dict) or document.get("schema") != "metaverse-guard/results":
-        raise DataError(f"{file}: not a metaverse-guard results file", path=str(file))
-    major = str(document.get("schema_version", "")).split(".")[0]
-    if major != SUPPORTED_SCHEMA_MAJOR:
-        raise DataError(
-            f"{file}: results schema {document.get('schema_version')!r} is not supported "
-            f"(this version reads {SUPPORTED_SCHEMA_MAJOR}.x); upgrade metaverse-guard",
-            path=str(file),
-        )
-    return document
-
 
 def write_reports(results_path: str | Path, formats: Sequence[str], *, out_dir: str | Path
                   ) -> list[Path]:

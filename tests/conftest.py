@@ -67,8 +67,8 @@ def tiny_classifier_dir(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir:
     It reaches roughly 20-30% test accuracy over 14 intents: well above chance, so attacks have
     correct predictions to flip, and cheap enough for every test to share.
     """
-    from training.clean import fine_tune
     from training.config import TrainConfig
+    from training.pipeline import fine_tune
 
     out = tmp_path_factory.mktemp("tiny-clf") / "model"
     config = TrainConfig(model=str(tiny_bert_dir), epochs=8, patience=8, batch_size=32,
@@ -132,3 +132,4 @@ def detoxify_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir:
         "state_dict": model.state_dict(),
     }, path)
     return path
+

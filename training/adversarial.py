@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from guard.data import TextDataset
-from training.callbacks import TrainerCallback, TrainerControl, TrainerState
+from training.callbacks import TrainerCallback, TrainerControl, TrainerState, TrainingContext
 from training.config import TrainConfig
 
 
@@ -47,14 +47,14 @@ class AdversarialAugmentationCallback(TrainerCallback):
         RECIPES.entry(config.adv_recipe)  # unknown recipe: fail before training starts
         self.config = config
         self.rounds: list[dict[str, Any]] = []
-        self._trainer: Any = None
+        self._context: TrainingContext | None = None
         self._eligible: list[int] | None = None
         # (perturbed text, label, training index it came from) of the rounds kept
         self._pool: list[tuple[str, str, int]] = []
 
-    def bind(self, trainer: Any) -> None:
-        """Keep the trainer, to attack its current model."""
-        self._trainer = trainer
+    def bind(self, context: TrainingContext) -> None:
+        """Keep the run's context: its current model is attacked, its training data sampled."""
+        self._context = context
 
     def state_dict(self) -> dict[str, Any]:
         """The attack rounds so far and the adversarial examples kept."""
@@ -89,7 +89,8 @@ class AdversarialAugmentationCallback(TrainerCallback):
 
     def on_epoch_begin(self, state: TrainerState, control: TrainerControl) -> None:
         """On attack epochs, attack a sample of the training data and queue the successes."""
-        if self._trainer is None:
+        context = self._context
+        if context is None:
             return
         if not self._attack_epoch(state.epoch):
             if self.config.adv_keep:
@@ -99,9 +100,9 @@ class AdversarialAugmentationCallback(TrainerCallback):
         from guard.models.classifier import HFClassifier
 
         cfg = self.config
-        train: TextDataset = self._trainer.train_data
+        train = context.train
         if self._eligible is None:  # texts the model sees whole: attacks must fit its window
-            tokenizer = self._trainer.tokenizer
+            tokenizer = context.tokenizer
             self._eligible = [i for i, text in enumerate(train.texts)
                               if len(tokenizer(text)["input_ids"]) <= cfg.max_length]
         chosen, seeds = self._choose(state.epoch, train, self._eligible)
@@ -111,21 +112,21 @@ class AdversarialAugmentationCallback(TrainerCallback):
             return
         if seeds is None:
             seeds = [cfg.seed + 1000 * state.epoch + k for k in range(len(chosen))]
-        dist = self._trainer.dist
+        dist = context.distributed
         mine = dist.shard(range(len(chosen)))  # positions in `chosen` this process attacks
         local: tuple[list[tuple[int, str]], str | None] = ([], None)
         if mine:
             sample = TextDataset.from_rows([train.texts[chosen[k]] for k in mine],
                                            [train.labels[chosen[k]] for k in mine],
                                            source=f"{train.source}#adv-epoch-{state.epoch}")
-            classifier = HFClassifier(self._trainer.model, self._trainer.tokenizer,
+            classifier = HFClassifier(context.model, context.tokenizer,
                                       max_length=cfg.max_length,
-                                      word_recognizer=self._trainer.word_recognizer)
+                                      word_recognizer=context.word_recognizer)
             run = run_attack(classifier, sample, cfg.adv_recipe, query_budget=cfg.adv_query_budget,
                              progress=False, seeds=[seeds[k] for k in mine])
             local = ([(mine[r.index], r.perturbed_text) for r in run.records
                       if r.status == "successful"], run.constraint_set)
-            self._trainer.model.train()
+            context.model.train()
         shared = dist.gather(local)
         wins = sorted(win for part, _ in shared for win in part)
         constraint_set = next(c for _, c in shared if c is not None)

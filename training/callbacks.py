@@ -1,8 +1,11 @@
 """Training callbacks in the State / Control / Callback shape of transformers' Trainer.
 
 The loop owns a :class:`TrainerState` (what happened) and a :class:`TrainerControl` (what to do
-next); callbacks read the state and set flags on the control. Adversarial augmentation and
-privacy accounting plug in here without touching the loop.
+next); callbacks read the state and set flags on the control. A callback that needs the model
+or the data gets them once, in a :class:`TrainingContext`, never the trainer itself (as
+transformers hands its callbacks the objects they may use). Adversarial augmentation
+(:mod:`training.adversarial`) and privacy accounting (:class:`PrivacyBudgetCallback`) plug in
+here without touching the loop.
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
     from guard.data import TextDataset
+    from guard.models.word_recognition import WordRecognizer
+    from training.config import TrainConfig
+    from training.distributed import DistributedContext
 
 
 @dataclass
@@ -49,10 +57,34 @@ class TrainerControl:
     should_stop: bool = False
 
 
+@dataclass(frozen=True)
+class TrainingContext:
+    """What a training run works on, handed once to each of its callbacks.
+
+    Attributes:
+        model: The model being trained (in training or evaluation mode as the loop left it; a
+            callback that switches it to evaluation mode switches it back).
+        tokenizer: Its tokenizer.
+        train: The training rows.
+        validation: The validation rows.
+        config: The run's settings.
+        distributed: This process's place in a data-parallel run.
+        word_recognizer: The recogniser every text passes through before tokenization, if any.
+    """
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    train: TextDataset
+    validation: TextDataset
+    config: TrainConfig
+    distributed: DistributedContext
+    word_recognizer: WordRecognizer | None = None
+
+
 class TrainerCallback:
     """Base callback: override the events you need. Every event gets the state and the control."""
 
-    def bind(self, trainer: Any) -> None:
+    def bind(self, context: TrainingContext) -> None:
         """Called once by the trainer it is given to (callbacks that need the model keep it)."""
 
     def state_dict(self) -> dict[str, Any]:
@@ -71,6 +103,14 @@ class TrainerCallback:
     def on_step_end(self, state: TrainerState, control: TrainerControl, *, loss: float,
                     correct: int, seen: int) -> None:
         """After each optimiser step, with that batch's loss and correct-prediction count."""
+
+    def on_metrics(self, state: TrainerState, control: TrainerControl, *,
+                   metrics: dict[str, float]) -> None:
+        """After validation, before the epoch's figures are logged: add your own to ``metrics``.
+
+        ``metrics`` holds the epoch's ``epoch``, ``train_loss``, ``val_loss``, ``val_accuracy``
+        and ``examples``; the loop adds ``seconds`` after this event.
+        """
 
     def on_evaluate(self, state: TrainerState, control: TrainerControl, *,
                     metrics: dict[str, float]) -> None:
@@ -171,3 +211,62 @@ class ProgressCallback(TrainerCallback):
         """Close the bar."""
         if self._bar is not None:
             self._bar.close()
+
+
+class PrivacyBudgetCallback(TrainerCallback):
+    """Records epsilon spent after every epoch and stops the run once the budget is spent.
+
+    The private trainer registers it once Opacus is wired up. After each epoch it asks the
+    accountant (the releases before DP-SGD and every DP-SGD step so far) for epsilon at
+    ``delta``, keeps it, and adds it to the epoch's figures as ``epsilon`` (the progress bar
+    and the manifest's history show it); without noise no epsilon holds and ``None`` is kept.
+    Its state, saved with a resumable checkpoint, holds the epsilons and the accountant's
+    history, so a resumed run accounts for the epochs before the interruption.
+
+    Args:
+        accountant: The Opacus accountant DP-SGD's optimiser reports its steps to.
+        delta: The delta epsilon is reported at.
+        budget: The epsilon to stop at (``None``: a fixed noise, no stop).
+        bounded: ``False`` when nothing is noised (no DP-SGD noise, or a noiseless release).
+
+    Attributes:
+        epsilons: Epsilon spent after each epoch trained (``None``: unbounded).
+    """
+
+    def __init__(self, *, accountant: Any, delta: float, budget: float | None,
+                 bounded: bool) -> None:
+        self.accountant = accountant
+        self.delta = delta
+        self.budget = budget
+        self.bounded = bounded
+        self.epsilons: list[float | None] = []
+
+    def spent(self) -> float | None:
+        """Epsilon spent so far (``None``: unbounded, nothing was noised)."""
+        from training.accounting import accountant_epsilon
+
+        return accountant_epsilon(self.accountant, self.delta) if self.bounded else None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The epsilons so far and the accountant's history."""
+        accountant = self.accountant.state_dict()
+        return {"epsilons": self.epsilons, "accountant_history": accountant["history"],
+                "accountant_mechanism": accountant["mechanism"]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the epsilons and the accountant's history."""
+        self.epsilons = list(state["epsilons"])
+        self.accountant.load_state_dict({
+            "history": [tuple(entry) for entry in state["accountant_history"]],
+            "mechanism": state["accountant_mechanism"]})
+
+    def on_metrics(self, state: TrainerState, control: TrainerControl, *,
+                   metrics: dict[str, float]) -> None:
+        """Record epsilon, show it with the epoch's figures, stop once the budget is spent."""
+        epsilon = self.spent()
+        self.epsilons.append(epsilon)
+        if epsilon is None:
+            return
+        metrics["epsilon"] = epsilon
+        if self.budget is not None and epsilon >= self.budget - 1e-6:
+            control.should_stop = True  # the budget is spent

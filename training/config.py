@@ -17,7 +17,7 @@ ADVERSARIAL_MODES = ("adversarial", "adversarial+dp")
 # Defaults that depend on the mode, applied where the user gave no value. DP-SGD on a small
 # data set learns best with few trainable parameters over a good pooled representation, a fast
 # learning rate and large batches (docs/hardening.md has the measurements).
-_MODE_DEFAULTS: dict[str, dict[str, Any]] = {
+MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "clean": {"epochs": 8, "batch_size": 16, "learning_rate": 1e-4, "patience": 2,
               "pooling": "cls"},
     "private": {"epochs": 20, "batch_size": 128, "learning_rate": 3e-2, "patience": 20,
@@ -26,7 +26,7 @@ _MODE_DEFAULTS: dict[str, dict[str, Any]] = {
 
 # The adversarial modes read through a word recogniser by default; the private one can only use
 # the public (data-independent) dictionary, which epsilon need not cover.
-_WORD_RECOGNITION_DEFAULTS = {"adversarial": "train", "adversarial+dp": "public"}
+WORD_RECOGNITION_DEFAULTS = {"adversarial": "train", "adversarial+dp": "public"}
 
 
 class TrainConfig(BaseModel):
@@ -45,31 +45,42 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = Field("default", description="'default' (all-MiniLM-L6-v2), a folder or a hub id")
-    data: str = Field("bundled", description="'bundled', a data folder or a single file")
-    text_column: str = "text"
-    label_column: str = "label"
+    model: str = Field("default", description="backbone: 'default' (all-MiniLM-L6-v2, shipped), "
+                                               "a folder or a hub id")
+    data: str = Field("bundled", description="'bundled', a folder with train/validation/test "
+                                             "files, or one CSV/JSONL/parquet file (split "
+                                             "80/10/10 deterministically)")
+    text_column: str = Field("text", description="text column of user data")
+    label_column: str = Field("label", description="label column of user data")
     mode: Literal["clean", "adversarial", "dp", "adversarial+dp"] = Field(
-        "clean", description="clean, adversarial (A2T-style augmentation with attacks), dp "
-                             "(differentially private, Opacus DP-SGD) or both")
+        "clean", description="clean; adversarial: attack part of the training data each epoch "
+                             "and train on the successes too (A2T-style; attacks extra); dp: "
+                             "differentially private DP-SGD with Opacus (dp extra); "
+                             "adversarial+dp: both, each adversarial example counted with the "
+                             "record it came from. The private modes default to 20 epochs, "
+                             "batch 128, learning rate 3e-2 and mean pooling")
     epochs: int = Field(8, ge=1, le=1000, description="most epochs; early stopping may end sooner")
     patience: int = Field(2, ge=1, description="epochs without validation improvement before stop")
     min_delta: float = Field(0.0, ge=0.0, description="smallest validation gain that counts")
-    batch_size: int = Field(16, ge=1, le=4096)
-    learning_rate: float = Field(1e-4, gt=0.0, lt=1.0)
+    batch_size: int = Field(16, ge=1, le=4096, description="batch size (the global batch of "
+                                                          "all processes under torchrun)")
+    learning_rate: float = Field(1e-4, gt=0.0, lt=1.0, description="peak learning rate")
     pooling: Literal["cls", "mean"] = Field(
         "cls", description="sentence representation the head reads: the [CLS] token "
                            "(transformers' standard head) or the L2-normalised mean of the "
                            "token embeddings (BERT backbones)")
-    weight_decay: float = Field(0.01, ge=0.0)
-    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
-    max_length: int = Field(64, ge=8, le=4096, description="longer texts are truncated")
+    weight_decay: float = Field(0.01, ge=0.0, description="AdamW weight decay")
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="share of the steps the "
+                                                                 "learning rate warms up over "
+                                                                 "(not in the dp modes)")
+    max_length: int = Field(64, ge=8, le=4096, description="truncate texts to N tokens")
     adv_recipe: str = Field("deepwordbug", description="attack recipe for adversarial mode")
     adv_fraction: float = Field(0.2, gt=0.0, le=1.0,
                                 description="share of training examples attacked per round")
     adv_clean_epochs: int = Field(1, ge=0, description="clean epochs before the first attack")
     adv_every: int = Field(1, ge=1, description="epochs between attack rounds")
-    adv_query_budget: int | None = Field(200, ge=1, description="queries per attacked example")
+    adv_query_budget: int | None = Field(200, ge=1,
+                                         description="most model queries per attacked example")
     adv_keep: bool = Field(True, description="keep the adversarial examples of earlier rounds "
                                               "and train on all of them (a growing pool)")
     word_recognition: Literal["off", "public", "train"] = Field(
@@ -80,12 +91,14 @@ class TrainConfig(BaseModel):
                            "checkpoint then lists). Defaults: 'train' for adversarial, "
                            "'public' for adversarial+dp, 'off' otherwise; private modes "
                            "allow 'off' or 'public'")
-    dp_epsilon: float | None = Field(8.0, gt=0.0, description="privacy budget to spend (dp)")
-    dp_delta: float = Field(1e-5, gt=0.0, lt=1.0, description="must be below 1 / training size")
+    dp_epsilon: float | None = Field(8.0, gt=0.0, description="dp: privacy budget to spend")
+    dp_delta: float = Field(1e-5, gt=0.0, lt=1.0,
+                            description="dp: delta, below 1 / the number of training examples")
     dp_noise_multiplier: float | None = Field(
-        None, ge=0.0, description="fixed noise instead of a target epsilon (set dp_epsilon=None)")
-    dp_max_grad_norm: float = Field(1.0, gt=0.0, description="per-sample gradient clip norm")
-    dp_accountant: Literal["prv", "rdp"] = "prv"
+        None, ge=0.0, description="dp: a fixed noise multiplier instead of a budget (dp_epsilon "
+                                  "is then None); epsilon is then reported, not targeted")
+    dp_max_grad_norm: float = Field(1.0, gt=0.0, description="dp: per-sample gradient clip norm")
+    dp_accountant: Literal["prv", "rdp"] = Field("prv", description="dp: privacy accountant")
     dp_trainable: Literal["head", "last-layer", "all"] = Field(
         "head", description="what DP-SGD trains: the classifier head (and pooler), also the "
                             "last encoder layer, or everything but position embeddings")
@@ -109,10 +122,11 @@ class TrainConfig(BaseModel):
                              "adversarial+dp always uses hooks")
     checkpoint_every: int = Field(1, ge=0, description="save a resumable training state every "
                                                          "N epochs (0: never)")
-    seed: int = 0
-    device: str = "auto"
-    revision: str | None = None
-    trust_remote_code: bool = False
+    seed: int = Field(0, description="random seed")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    revision: str | None = Field(None, description="hub model revision (a tag or commit) to "
+                                                   "pin the backbone to")
+    trust_remote_code: bool = Field(False, description="run code shipped with a hub model")
 
     @model_validator(mode="before")
     @classmethod
@@ -120,10 +134,10 @@ class TrainConfig(BaseModel):
         if not isinstance(values, dict):
             return values
         mode = values.get("mode", "clean")
-        defaults = _MODE_DEFAULTS["private" if mode in PRIVATE_MODES else "clean"]
+        defaults = MODE_DEFAULTS["private" if mode in PRIVATE_MODES else "clean"]
         merged = {**defaults, **values}
-        if "word_recognition" not in merged and mode in _WORD_RECOGNITION_DEFAULTS:
-            merged["word_recognition"] = _WORD_RECOGNITION_DEFAULTS[mode]
+        if "word_recognition" not in merged and mode in WORD_RECOGNITION_DEFAULTS:
+            merged["word_recognition"] = WORD_RECOGNITION_DEFAULTS[mode]
         if "dp_head_init" not in merged and mode in PRIVATE_MODES:
             merged["dp_head_init"] = "centroid-span" if merged["pooling"] == "mean" else "random"
         return merged

@@ -35,7 +35,7 @@ def ensure_default_model(*, progress: bool = True, config: TrainConfig | None = 
         progress: Show the training progress bar.
         config: Training configuration (default: :class:`TrainConfig` defaults).
     """
-    from training.clean import fine_tune
+    from training.pipeline import fine_tune
 
     config = config or TrainConfig()
     folder = default_model_dir(config)

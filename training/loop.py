@@ -6,7 +6,9 @@ import copy
 import math
 import random
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +16,7 @@ import numpy as np
 
 from guard.data import TextDataset
 from guard.errors import ConfigError, DataError
-from training.callbacks import TrainerCallback, TrainerControl, TrainerState
+from training.callbacks import TrainerCallback, TrainerControl, TrainerState, TrainingContext
 from training.config import TrainConfig
 from training.distributed import DistributedContext
 from training.resume import (
@@ -40,6 +42,51 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@dataclass(frozen=True)
+class Batch:
+    """This process's rows of one training batch.
+
+    Attributes:
+        index: The batch's position in the epoch.
+        count: Batches in the epoch.
+        texts: The rows' texts.
+        labels: Their labels.
+        loss_weight: What the batch's mean loss is scaled by before the backward pass: under
+            ``DistributedDataParallel``, which averages gradients over processes, it makes the
+            result the global batch's mean whatever the split (exactly 1 in one process).
+        sources: For each row, the position among the batch's records of the training record it
+            belongs to (private training folds a record's rows into one per-sample gradient;
+            the records' own rows come first); ``None``: every row is its own record.
+    """
+
+    index: int
+    count: int
+    texts: list[str]
+    labels: list[str]
+    loss_weight: float = 1.0
+    sources: list[int] | None = None
+
+    @property
+    def records(self) -> int:
+        """Training records in the batch (rows derived from a record count with it)."""
+        return len(self.texts) if self.sources is None else len(set(self.sources))
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one gradient step reports: the batch's mean loss and its correct predictions.
+
+    Attributes:
+        loss: Mean loss over the batch's rows.
+        correct: Correct predictions among the records' rows.
+        seen: Records trained on (this process's).
+    """
+
+    loss: float
+    correct: int
+    seen: int
+
+
 class Trainer:
     """Fine-tunes a sequence classifier with AdamW, linear warm-up/decay and dynamic padding.
 
@@ -53,6 +100,11 @@ class Trainer:
     in ``DistributedDataParallel``; each process takes its share of every global batch of
     ``config.batch_size`` rows and the losses are weighted so that the averaged gradient is the
     global batch's mean, as in one process. Evaluation is sharded too; only rank 0 saves.
+
+    There is one epoch loop (:meth:`train`); a subclass changes how a run is set up
+    (:meth:`_setup`), how an epoch is cut into batches (:meth:`_batches`) and the gradient step
+    on each batch (:meth:`_train_step`), and may finish the model after training
+    (:meth:`_finish`). The private trainer (:mod:`training.privacy`) changes exactly those.
 
     Args:
         model: A ``transformers`` sequence-classification model whose ``config.label2id`` covers
@@ -68,6 +120,9 @@ class Trainer:
         word_recognizer: Corrects every text before tokenization, in training and evaluation
             alike (``config.word_recognition``).
     """
+
+    #: Messages of ``UserWarning`` s that training silences (a subclass's known noise).
+    _ignored_warnings: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -90,7 +145,7 @@ class Trainer:
         self.train_data = train
         self.validation = validation
         self.config = config
-        self.callbacks = list(callbacks)
+        self.callbacks: list[TrainerCallback] = []
         self.state_dir = state_dir
         self.resume_from = resume_from
         self.label2id: dict[str, int] = {
@@ -105,12 +160,22 @@ class Trainer:
 
         self._best: dict[str, torch.Tensor] | None = None
         self._order_rng = torch.Generator()
+        # generators whose states a resumable checkpoint keeps (subclasses add theirs)
+        self._generators: dict[str, torch.Generator] = {"order_rng": self._order_rng}
         self._optimizer: Any = None
         self._scheduler: Any = None
         self._forward: Any = model  # what training batches run through (DDP-wrapped if sharded)
         self._virtual_step = 0.0
-        for callback in self.callbacks:
-            callback.bind(self)
+        self.context = TrainingContext(
+            model=model, tokenizer=tokenizer, train=train, validation=validation, config=config,
+            distributed=self.dist, word_recognizer=word_recognizer)
+        for callback in callbacks:
+            self.add_callback(callback)
+
+    def add_callback(self, callback: TrainerCallback, *, first: bool = False) -> None:
+        """Hand ``callback`` the run's context and add it (``first``: before the others)."""
+        callback.bind(self.context)
+        self.callbacks.insert(0 if first else len(self.callbacks), callback)
 
     def _encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         if self.word_recognizer is not None:
@@ -123,18 +188,6 @@ class Trainer:
         import torch
 
         return torch.tensor([self.label2id[label] for label in labels], device=self.model.device)
-
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        import torch
-
-        no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
-        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for n, p in named if not n.endswith(no_decay)],
-             "weight_decay": self.config.weight_decay},
-            {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
-        ]
-        return torch.optim.AdamW(groups, lr=self.config.learning_rate)
 
     def evaluate(self, data: TextDataset) -> tuple[float, float]:
         """Mean loss and accuracy of the current model on ``data`` (every process must call)."""
@@ -168,7 +221,13 @@ class Trainer:
         cfg = self.config
         steps_per_epoch = math.ceil(len(self.train_data) / cfg.batch_size)
         self.state.max_steps = steps_per_epoch * cfg.epochs
-        self._optimizer = self._make_optimizer()
+        no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self._optimizer = torch.optim.AdamW([
+            {"params": [p for n, p in named if not n.endswith(no_decay)],
+             "weight_decay": cfg.weight_decay},
+            {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
+        ], lr=cfg.learning_rate)
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -184,8 +243,8 @@ class Trainer:
         self._scheduler = torch.optim.lr_scheduler.LambdaLR(
             self._optimizer, lambda _: float(shape(self._virtual_step)))
 
-    def _train_epoch(self) -> tuple[float, int]:
-        """One pass over the training data (plus ``state.augmented``); (loss sum, examples)."""
+    def _batches(self) -> Iterator[Batch]:
+        """The epoch's batches: the training data plus ``state.augmented``, shuffled, sharded."""
         import torch
 
         cfg = self.config
@@ -194,65 +253,86 @@ class Trainer:
             texts += self.state.augmented.texts
             labels += self.state.augmented.labels
         n = len(texts)
-        steps_per_epoch = math.ceil(len(self.train_data) / cfg.batch_size)
-        batches = math.ceil(n / cfg.batch_size)
+        count = math.ceil(n / cfg.batch_size)
         perm = torch.randperm(n, generator=self._order_rng).tolist()
-        epoch_loss = 0.0
-        for batch, start in enumerate(range(0, n, cfg.batch_size)):
+        for index, start in enumerate(range(0, n, cfg.batch_size)):
             batch_rows = perm[start : start + cfg.batch_size]
             idx = self.dist.shard(batch_rows)
-            if not idx:  # fewer rows than processes: take part in the gradient exchange anyway
-                self._forward(**self._encode([""])).logits.sum().mul(0.0).backward()
-                self._step(batch, batches, steps_per_epoch)
-                continue
-            targets = self._targets([labels[i] for i in idx])
-            out = self._forward(**self._encode([texts[i] for i in idx]), labels=targets)
-            # DDP averages gradients over processes; this weight makes the result the global
-            # batch's mean whatever the split (exactly 1 in one process)
-            (out.loss * (len(idx) * self.dist.world_size / len(batch_rows))).backward()
-            self._step(batch, batches, steps_per_epoch)
-            loss = float(out.loss.detach())
-            epoch_loss += loss * len(idx)
-            correct = int((out.logits.argmax(-1) == targets).sum())
-            self._emit("on_step_end", loss=loss, correct=correct, seen=len(idx))
-        return self.dist.sum([epoch_loss])[0], n
+            yield Batch(index=index, count=count, texts=[texts[i] for i in idx],
+                        labels=[labels[i] for i in idx],
+                        loss_weight=len(idx) * self.dist.world_size / len(batch_rows))
 
-    def _step(self, batch: int, batches: int, steps_per_epoch: int) -> None:
-        """Clip, step the optimiser and the schedule, clear the gradients."""
+    def _train_step(self, batch: Batch) -> StepResult | None:
+        """Forward, backward, clip, step the optimiser and the schedule, clear the gradients.
+
+        Returns ``None`` for an empty local batch (fewer rows than processes), which still
+        takes part in the gradient exchange.
+        """
+        if not batch.texts:
+            self._forward(**self._encode([""])).logits.sum().mul(0.0).backward()
+            self._optimizer_step(batch)
+            return None
+        targets = self._targets(batch.labels)
+        out = self._forward(**self._encode(batch.texts), labels=targets)
+        (out.loss * batch.loss_weight).backward()
+        self._optimizer_step(batch)
+        return StepResult(loss=float(out.loss.detach()),
+                          correct=int((out.logits.argmax(-1) == targets).sum()),
+                          seen=len(batch.texts))
+
+    def _optimizer_step(self, batch: Batch) -> None:
         import torch
 
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self._optimizer.step()
-        self._virtual_step = ((self.state.epoch * batches + batch + 1)
-                              * steps_per_epoch / batches)
+        steps_per_epoch = math.ceil(len(self.train_data) / self.config.batch_size)
+        self._virtual_step = ((self.state.epoch * batch.count + batch.index + 1)
+                              * steps_per_epoch / batch.count)
         self._scheduler.step()
         self._optimizer.zero_grad(set_to_none=True)
-        self.state.global_step += 1
 
-    def _enter_train_mode(self) -> None:
-        """Put the model in training mode (dropout on) before an epoch."""
-        self.model.train()
-
-    def _epoch_metrics(self) -> dict[str, float]:
-        """Extra figures to log for the epoch just trained (e.g. epsilon spent)."""
-        return {}
-
-    def _extra_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(JSON, tensors) the subclass needs to resume, besides the loop's own."""
-        return {"virtual_step": self._virtual_step}, {"scheduler": self._scheduler.state_dict()}
-
-    def _restore_extra_state(self, meta: dict[str, Any], tensors: dict[str, Any]) -> None:
-        self._virtual_step = float(meta["virtual_step"])
-        self._scheduler.load_state_dict(tensors["scheduler"])
-
-    def _trained_module(self) -> Any:
-        """The module whose ``state_dict`` holds the trained weights."""
-        return self.model
+    def _finish(self) -> None:
+        """After training, with the best weights loaded (e.g. fold a training-only head)."""
 
     # --- the loop ------------------------------------------------------------------------
 
+    def _enter_train_mode(self) -> None:
+        """Training mode, except blocks whose parameters are all frozen (they stay in eval).
+
+        Dropout in a frozen block only adds noise to the features the trained layers see, and
+        differs from what they see at inference (private training freezes most of the model;
+        DP-SGD already brings all the noise it needs). A model trained whole is all in
+        training mode.
+        """
+        self.model.train()
+        for module in self.model.modules():
+            parameters = list(module.parameters(recurse=True))
+            if parameters and not any(p.requires_grad for p in parameters):
+                module.eval()
+
+    def _train_epoch(self) -> tuple[float, int]:
+        """One pass over the epoch's batches; (loss sum, records) over all processes."""
+        epoch_loss, seen = 0.0, 0
+        for batch in self._batches():
+            result = self._train_step(batch)
+            self.state.global_step += 1
+            if result is None:
+                continue
+            epoch_loss += result.loss * result.seen
+            seen += result.seen
+            self._emit("on_step_end", loss=result.loss, correct=result.correct,
+                       seen=result.seen)
+        total_loss, total_seen = self.dist.sum([epoch_loss, seen])
+        return total_loss, int(total_seen)
+
     def train(self) -> TrainerState:
         """Run the loop; returns the final state (``best_metric`` is the validation accuracy)."""
+        with warnings.catch_warnings():
+            for message in self._ignored_warnings:
+                warnings.filterwarnings("ignore", message=message, category=UserWarning)
+            return self._run()
+
+    def _run(self) -> TrainerState:
         cfg = self.config
         seed_everything(cfg.seed + self.dist.rank)  # dropout masks differ between processes
         self._order_rng.manual_seed(cfg.seed)  # the batch order is the same everywhere
@@ -271,14 +351,15 @@ class Trainer:
             self.state.epoch += 1
             metrics = {"epoch": float(self.state.epoch), "train_loss": epoch_loss / max(seen, 1),
                        "val_loss": val_loss, "val_accuracy": val_accuracy,
-                       "examples": float(seen), **self._epoch_metrics(),
-                       "seconds": round(time.perf_counter() - started, 3)}
+                       "examples": float(seen)}
+            self._emit("on_metrics", metrics=metrics)
+            metrics["seconds"] = round(time.perf_counter() - started, 3)
             self.state.log_history.append(metrics)
             if self.state.best_metric is None or val_accuracy > self.state.best_metric:
                 self.state.best_metric = val_accuracy
                 self.state.best_epoch = self.state.epoch
                 self._best = copy.deepcopy({k: v.detach().cpu() for k, v in
-                                            self._trained_module().state_dict().items()})
+                                            self.model.state_dict().items()})
             self._emit("on_evaluate", metrics=metrics)
             self._emit("on_epoch_end")
             if (self.state_dir is not None and cfg.checkpoint_every
@@ -286,9 +367,10 @@ class Trainer:
                     and self.state.epoch < cfg.epochs and not self.control.should_stop):
                 self._save(self.state_dir)
         if self._best is not None:
-            self._trained_module().load_state_dict(self._best)
+            self.model.load_state_dict(self._best)
         self.model.eval()
         self._emit("on_train_end")
+        self._finish()
         return self.state
 
     def _save(self, folder: Path) -> None:
@@ -299,8 +381,7 @@ class Trainer:
                                      "torch_rng": torch.get_rng_state()})
         if not self.dist.is_main:
             return
-        extra_meta, extra_tensors = self._extra_state()
-        weights = {f"model.{k}": v for k, v in self._trained_module().state_dict().items()}
+        weights = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         if self._best is not None:
             weights.update({f"best.{k}": v for k, v in self._best.items()})
         meta = {
@@ -312,12 +393,14 @@ class Trainer:
             "rng": [entry["rng"] for entry in per_rank],
             "callbacks": [{"kind": type(cb).__name__, "state": cb.state_dict()}
                           for cb in self.callbacks],
-            "extra": extra_meta,
+            "virtual_step": self._virtual_step,
         }
         tensors = {"optimizer": self._optimizer.state_dict(),
                    "torch_rng": [entry["torch_rng"] for entry in per_rank],
-                   "order_rng": self._order_rng.get_state(),
-                   **extra_tensors}
+                   **{name: generator.get_state()
+                      for name, generator in self._generators.items()}}
+        if self._scheduler is not None:
+            tensors["scheduler"] = self._scheduler.state_dict()
         save_training_state(folder, meta=meta, weights=weights, optimizer=tensors)
 
     def _restore(self, saved: TrainingState) -> None:
@@ -332,9 +415,8 @@ class Trainer:
         if meta["world_size"] != self.dist.world_size:
             raise ConfigError(f"the saved training state comes from {meta['world_size']} "
                               f"process(es); resume with as many (torchrun --nproc-per-node)")
-        module = self._trained_module()
-        module.load_state_dict({k[len("model."):]: v for k, v in saved.weights.items()
-                                if k.startswith("model.")})
+        self.model.load_state_dict({k[len("model."):]: v for k, v in saved.weights.items()
+                                    if k.startswith("model.")})
         best = {k[len("best."):]: v for k, v in saved.weights.items() if k.startswith("best.")}
         self._best = best or None
         self.state.epoch = int(meta["epoch"])
@@ -351,7 +433,10 @@ class Trainer:
                 callback.load_state_dict(queue.pop(0))
         tensors = saved.optimizer
         self._optimizer.load_state_dict(tensors["optimizer"])
-        self._restore_extra_state(meta["extra"], tensors)
+        self._virtual_step = float(meta["virtual_step"])
+        if self._scheduler is not None:
+            self._scheduler.load_state_dict(tensors["scheduler"])
+        for name, generator in self._generators.items():
+            generator.set_state(tensors[name])
         torch.set_rng_state(tensors["torch_rng"][self.dist.rank])
-        self._order_rng.set_state(tensors["order_rng"])
         restore_python_numpy_rng_state(meta["rng"][self.dist.rank])

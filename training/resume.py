@@ -27,7 +27,7 @@ STATE_FILE = "state.json"
 WEIGHTS_FILE = "weights.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 #: Layout version of the state folder; bump on incompatible changes.
-STATE_SCHEMA_VERSION = 2
+STATE_SCHEMA_VERSION = 3
 
 
 def resume_dir_for(out: Path) -> Path:

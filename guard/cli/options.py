@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from guard.errors import ConfigError
@@ -99,3 +100,18 @@ def build_scorer_from_flags(names: list[str], options: dict[str, dict[str, Any]]
 
     members = [build_scorer(name, **options.get(name, {})) for name in names]
     return members[0] if len(members) == 1 else CompositeScorer(members)
+
+
+def renamed_flag(new_value: Any, old_value: Any, *, new: str, old: str, command: str) -> Any:
+    """The value of a flag that has a deprecated old spelling, warning when the old one is used.
+
+    Raises:
+        ConfigError: When both spellings are given.
+    """
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise ConfigError(f"give {new} only ({old} is its deprecated spelling)")
+    print(f"warning: `guard {command} {old}` is deprecated and goes in the next release; use "
+          f"{new}", file=sys.stderr)
+    return old_value

@@ -36,9 +36,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--jsonl", action="store_true",
                         help="--file (or stdin) is JSON Lines with a 'text' field")
     parser.add_argument("--json", action="store_true", help="print decisions as JSON Lines")
-    parser.add_argument("--policy", default=None,
-                        help="policy TOML file (thresholds, actions); default: the scorers' "
-                             "recommended per-category thresholds")
+    parser.add_argument("--guard-policy", default=None, metavar="TOML",
+                        help="output-guard policy (thresholds, actions; see `guard validate`); "
+                             "default: the scorers' recommended per-category thresholds")
+    parser.add_argument("--policy", default=None, dest="old_policy", metavar="TOML",
+                        help="deprecated spelling of --guard-policy (goes in the next release)")
     add_scorer_arguments(parser, purpose="to score with")
     parser.set_defaults(handler=run)
 
@@ -145,18 +147,20 @@ def _emit(line: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Scan and print decisions; 1 when anything is blocked."""
-    from guard.cli.options import build_scorer_from_flags, check_scorer_flags
+    from guard.cli.options import build_scorer_from_flags, check_scorer_flags, renamed_flag
     from guard.data.limits import InputLimits
     from guard.output_guard import OutputGuard
     from guard.policy import Policy
     from guard.scorers import recommended_policy
 
     names, options = check_scorer_flags(args)
-    user_policy = Policy.from_toml(args.policy) if args.policy else None
+    policy_file = renamed_flag(args.guard_policy, args.old_policy, new="--guard-policy",
+                               old="--policy", command="scan")
+    user_policy = Policy.from_toml(policy_file) if policy_file else None
     texts = _read_texts(args, InputLimits.from_env())  # input errors before any model loads
     scorer = build_scorer_from_flags(names, options)
     if user_policy is not None:
-        user_policy.check_categories(scorer.categories, where=f"policy {args.policy}")
+        user_policy.check_categories(scorer.categories, where=f"policy {policy_file}")
     policy = user_policy if user_policy is not None else recommended_policy(scorer)
     guard = OutputGuard(scorer, policy)
     decisions = guard.check(texts)

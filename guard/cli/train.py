@@ -1,9 +1,77 @@
-"""``guard train``: fine-tune an intent classifier and write a checkpoint."""
+"""``guard train``: fine-tune an intent classifier and write a checkpoint.
+
+Every setting of :class:`training.config.TrainConfig` is a flag, generated from the field: its
+type from the annotation, ``choices`` from a ``Literal``, the help from the field's description
+and default. A flag left out keeps the value of the ``--config`` file or the (mode-dependent)
+default, so every generated flag defaults to ``None``. ``--out``, ``--config``, ``--resume`` and
+``--quiet`` are the command's own.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import types
+import typing
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from training.config import TrainConfig
+
+#: Fields whose flag is not ``--field-name`` (the spellings of earlier releases).
+FLAG_NAMES = {"dp_epsilon": "epsilon", "dp_delta": "delta",
+              "dp_noise_multiplier": "noise-multiplier", "dp_max_grad_norm": "max-grad-norm",
+              "dp_accountant": "accountant"}
+#: Fields ``--resume`` accepts: where the run goes on, not how it trains.
+RESUMABLE_FIELDS = ("device",)
+
+
+def config_flags() -> dict[str, str]:
+    """Field name -> its flag (``--epochs``), for every field of ``TrainConfig``."""
+    from training.config import TrainConfig
+
+    return {name: "--" + FLAG_NAMES.get(name, name.replace("_", "-"))
+            for name in TrainConfig.model_fields}
+
+
+def _default_note(name: str, default: Any) -> str:
+    from training.config import MODE_DEFAULTS
+
+    def shown(value: Any) -> str:
+        if value is None:
+            return "none"
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    if name in MODE_DEFAULTS["clean"]:
+        return (f"default: {shown(MODE_DEFAULTS['clean'][name])}; "
+                f"{shown(MODE_DEFAULTS['private'][name])} in the dp modes")
+    if name in ("word_recognition", "dp_head_init"):
+        return "default: by mode, as above"
+    return f"default: {shown(default)}"
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``TrainConfig`` field (see the module docstring)."""
+    from training.config import TrainConfig
+
+    for name, flag in config_flags().items():
+        field = TrainConfig.model_fields[name]
+        annotation = field.annotation
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+        text = f"{field.description or name.replace('_', ' ')} "
+        text += f"({_default_note(name, field.default)})"
+        options: dict[str, Any] = {"dest": name, "default": None,
+                                   "help": text.replace("%", "%%")}
+        if annotation is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(annotation) is typing.Literal:
+            options["choices"] = typing.get_args(annotation)
+        else:
+            options["type"] = annotation
+            options["metavar"] = flag[2:].upper().replace("-", "_")
+        parser.add_argument(flag, **options)
 
 
 def add_parser(commands: Any) -> None:
@@ -21,79 +89,12 @@ def add_parser(commands: Any) -> None:
             "(--batch-size stays the global batch; dp modes account for the whole run)."
         ),
     )
-    parser.add_argument("--data", default=None,
-                        help="'bundled' (default), a folder with train/validation/test files, or "
-                             "one CSV/JSONL/parquet file (split 80/10/10 deterministically)")
-    parser.add_argument("--model", default=None,
-                        help="backbone: 'default' (all-MiniLM-L6-v2, shipped), a folder or a "
-                             "hub id")
     parser.add_argument("--out", required=True, help="checkpoint folder to write")
     parser.add_argument("--config", default=None, help="TOML file with training settings")
-    parser.add_argument("--text-column", default=None, help="text column of user data (text)")
-    parser.add_argument("--label-column", default=None, help="label column of user data (label)")
-    parser.add_argument("--epochs", type=int, default=None, help="most epochs (8)")
-    parser.add_argument("--patience", type=int, default=None,
-                        help="epochs without validation gain before stopping (2)")
-    parser.add_argument("--batch-size", type=int, default=None, help="batch size (16)")
-    parser.add_argument("--learning-rate", type=float, default=None, help="peak learning rate")
-    parser.add_argument("--max-length", type=int, default=None, help="truncate to N tokens (64)")
-    parser.add_argument("--mode", choices=("clean", "adversarial", "dp", "adversarial+dp"),
-                        default=None,
-                        help="clean (default); adversarial: attack part of the training data "
-                             "each epoch and train on the successes too (attacks extra); dp: "
-                             "DP-SGD with Opacus (dp extra); adversarial+dp: both, each "
-                             "adversarial example counted with the record it came from. The "
-                             "private modes default to 20 epochs, batch 128, learning rate 3e-2 "
-                             "and mean pooling")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run that was writing --out, with its own "
                              "settings (from OUT.resume); the result equals an uninterrupted run")
-    parser.add_argument("--pooling", choices=("cls", "mean"), default=None,
-                        help="sentence representation the head reads (cls; mean in dp modes)")
-    parser.add_argument("--epsilon", type=float, default=None, help="dp: privacy budget (8)")
-    parser.add_argument("--delta", type=float, default=None, help="dp: delta, below 1/N (1e-5)")
-    parser.add_argument("--noise-multiplier", type=float, default=None,
-                        help="dp: a fixed noise multiplier instead of a budget; epsilon is "
-                             "then reported, not targeted")
-    parser.add_argument("--max-grad-norm", type=float, default=None,
-                        help="dp: per-sample clip norm (1.0)")
-    parser.add_argument("--dp-trainable", choices=("head", "last-layer", "all"), default=None,
-                        help="dp: what DP-SGD trains (head)")
-    parser.add_argument("--dp-clipping", choices=("ghost", "hooks"), default=None,
-                        help="dp: ghost clipping (default, faster) or Opacus per-sample hooks")
-    parser.add_argument("--dp-head-init", choices=("centroid-span", "centroids", "random"),
-                        default=None,
-                        help="dp: start the head from the class centroids of the training "
-                             "embeddings, released with Gaussian noise and counted in epsilon, "
-                             "and train only their K x K mixing (centroid-span, the default "
-                             "with mean pooling) or the whole head (centroids); or start "
-                             "randomly")
-    parser.add_argument("--dp-centroid-noise", type=float, default=None,
-                        help="dp: noise multiplier of the centroid release (default: calibrated "
-                             "to spend 5/6 of the budget alone; 0.7 at epsilon 8, delta 1e-5)")
-    parser.add_argument("--accountant", choices=("prv", "rdp"), default=None,
-                        help="dp: privacy accountant (prv)")
-    parser.add_argument("--adv-recipe", default=None, help="attack recipe (deepwordbug)")
-    parser.add_argument("--adv-fraction", type=float, default=None,
-                        help="share of training examples attacked per round (0.2)")
-    parser.add_argument("--adv-clean-epochs", type=int, default=None,
-                        help="clean epochs before the first attack round (1)")
-    parser.add_argument("--adv-every", type=int, default=None,
-                        help="epochs between attack rounds (1)")
-    parser.add_argument("--adv-query-budget", type=int, default=None,
-                        help="most model queries per attacked example (200)")
-    parser.add_argument("--word-recognition", choices=("off", "public", "train"), default=None,
-                        help="correct misspelled words before the model reads them, in "
-                             "training and in every later use of the checkpoint (a defence "
-                             "against typo attacks such as DeepWordBug): look words up in the "
-                             "tokenizer's vocabulary (public) or also in the training texts' "
-                             "words (train; the checkpoint then lists them). Default: train "
-                             "for adversarial, public for adversarial+dp, off otherwise; "
-                             "private modes allow off or public")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (0)")
-    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
-    parser.add_argument("--trust-remote-code", action="store_true", default=None,
-                        help="run code shipped with a hub model (off by default)")
+    add_config_flags(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -108,50 +109,45 @@ def run(args: argparse.Namespace) -> int:
         return _resume(args) if args.resume else _train(args)
 
 
-def _train(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The ``TrainConfig`` the flags ask for: defaults < ``--config`` file < flags.
+
+    ``--noise-multiplier`` trains with that fixed noise instead of the budget.
+
+    Raises:
+        ConfigError: For ``--epsilon`` with ``--noise-multiplier``, or an invalid setting.
+    """
     from guard.config import build_model
     from guard.errors import ConfigError
-    from training.clean import fine_tune
     from training.config import TrainConfig
 
-    config = TrainConfig.from_sources(
-        args.config,
-        data=args.data, model=args.model, text_column=args.text_column,
-        label_column=args.label_column, epochs=args.epochs, patience=args.patience,
-        batch_size=args.batch_size, learning_rate=args.learning_rate,
-        max_length=args.max_length, seed=args.seed, device=args.device, mode=args.mode,
-        adv_recipe=args.adv_recipe, adv_fraction=args.adv_fraction,
-        adv_clean_epochs=args.adv_clean_epochs, adv_every=args.adv_every,
-        adv_query_budget=args.adv_query_budget, dp_epsilon=args.epsilon, dp_delta=args.delta,
-        dp_max_grad_norm=args.max_grad_norm, dp_trainable=args.dp_trainable,
-        dp_clipping=args.dp_clipping, dp_accountant=args.accountant, pooling=args.pooling,
-        dp_head_init=args.dp_head_init, dp_centroid_noise=args.dp_centroid_noise,
-        word_recognition=args.word_recognition, trust_remote_code=args.trust_remote_code,
-    )
-    if args.noise_multiplier is not None:
-        if args.epsilon is not None:
+    given = {name: getattr(args, name) for name in config_flags()}
+    noise = given.pop("dp_noise_multiplier")
+    config = TrainConfig.from_sources(args.config, **given)
+    if noise is not None:
+        if given["dp_epsilon"] is not None:
             raise ConfigError("pass --epsilon (a budget) or --noise-multiplier, not both")
         config = build_model(TrainConfig, {**config.model_dump(), "dp_epsilon": None,
-                                           "dp_noise_multiplier": args.noise_multiplier},
+                                           "dp_noise_multiplier": noise},
                              what="training config")
-    return _report(fine_tune(config, out=args.out, progress=not args.quiet))
+    return config
 
 
-# Flags that are settings: with --resume the interrupted run's own settings apply instead.
-_SETTING_FLAGS = ("data", "model", "config", "text_column", "label_column", "epochs", "patience",
-                  "batch_size", "learning_rate", "max_length", "mode", "pooling", "epsilon",
-                  "delta", "noise_multiplier", "max_grad_norm", "dp_trainable", "dp_clipping",
-                  "accountant", "dp_head_init", "dp_centroid_noise", "adv_recipe",
-                  "adv_fraction", "adv_clean_epochs", "adv_every", "adv_query_budget",
-                  "word_recognition", "seed", "trust_remote_code")
+def _train(args: argparse.Namespace) -> int:
+    from training.pipeline import fine_tune
+
+    return _report(fine_tune(config_from_args(args), out=args.out, progress=not args.quiet))
 
 
 def _resume(args: argparse.Namespace) -> int:
     from guard.errors import ConfigError
-    from training.clean import fine_tune, resume_config
+    from training.pipeline import fine_tune, resume_config
 
-    given = [f"--{name.replace('_', '-')}" for name in _SETTING_FLAGS
-             if getattr(args, name) is not None]
+    # with --resume the interrupted run's own settings apply: a setting flag is refused
+    given = ["--config"] if args.config is not None else []
+    given += [f"--no-{flag[2:]}" if getattr(args, name) is False else flag
+              for name, flag in config_flags().items()
+              if name not in RESUMABLE_FIELDS and getattr(args, name) is not None]
     if given:
         raise ConfigError(f"--resume continues with the interrupted run's own settings; drop "
                           f"{', '.join(given)}")

@@ -22,10 +22,12 @@ def add_parser(commands: Any) -> None:
                     "location) and print the resolved policy. A release-gate policy "
                     "([metrics.NAME] tables) is printed with the suite of each metric; limits "
                     "outside a metric's range are refused. An output-guard policy (the "
-                    "--policy of `guard scan`: [default], [categories.NAME], safe_message, "
+                    "--guard-policy of `guard scan`: [default], [categories.NAME], safe_message, "
                     "mask) is checked against the categories of --scorer.",
     )
-    parser.add_argument("policy", help="policy TOML, or 'default' for the shipped gate policy")
+    parser.add_argument("policy", help="policy TOML (a --gate-policy of `guard eval` or a "
+                                       "--guard-policy of `guard scan`), or 'default' for the "
+                                       "shipped gate policy")
     parser.add_argument("--kind", choices=("auto", "gate", "guard"), default="auto",
                         help="gate: release gate; guard: output guard; auto (default): guard "
                              "when the file has guard keys and no [metrics]")

@@ -215,7 +215,7 @@ def test_guard_policy_category_typos_are_refused(tmp_path: Path,
     policy.write_text("[categories.toxcity]\nthreshold = 0.3\n")
     expected = (f"policy {policy}: unknown category [categories.toxcity] (did you mean "
                 "'toxicity'?): the scorer scores toxicity, so that rule would never apply")
-    assert main(["scan", "--scorer", "profanity-linear", "--policy", str(policy), "hi"]) == 2
+    assert main(["scan", "--scorer", "profanity-linear", "--guard-policy", str(policy), "hi"]) == 2
     assert expected in _one_line_error(capsys)
     assert main(["validate", "--scorer", "profanity-linear", str(policy)]) == 2
     assert expected in _one_line_error(capsys)

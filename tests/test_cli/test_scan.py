@@ -30,7 +30,7 @@ def test_scan_policy_and_usage_errors(tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     policy = tmp_path / "p.toml"
     policy.write_text('[default]\naction = "redact"\n')
-    assert main(["scan", "--policy", str(policy), "you are a stupid idiot, welcome"]) == 0
+    assert main(["scan", "--guard-policy", str(policy), "you are a stupid idiot, welcome"]) == 0
     assert "REDACT" in capsys.readouterr().out
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n")

@@ -118,8 +118,8 @@ def test_classifier_reads_corrected_text_and_loads_the_recogniser(
 def test_training_with_word_recognition_saves_it_and_corrects_training_text(
         tmp_path: Path, tiny_bert_dir: Path) -> None:
     from guard.models.classifier import HFClassifier
-    from training.clean import fine_tune
     from training.config import TrainConfig
+    from training.pipeline import fine_tune
 
     config = TrainConfig(model=str(tiny_bert_dir), epochs=1, batch_size=64, max_length=32,
                          word_recognition="train")
@@ -135,30 +135,33 @@ def test_training_with_word_recognition_saves_it_and_corrects_training_text(
 def test_adversarial_training_attacks_the_model_through_its_recogniser(
         tmp_path: Path, tiny_classifier_dir: Path) -> None:
     """A successful attack changed the prediction on corrected text, so the text itself."""
-    from typing import Any
-
-    from training.adversarial import AdversarialAugmentationCallback
-    from training.callbacks import TrainerCallback
-    from training.clean import fine_tune
+    from training.callbacks import TrainerCallback, TrainerControl, TrainerState, TrainingContext
     from training.config import TrainConfig
+    from training.pipeline import fine_tune
 
-    class KeepTrainer(TrainerCallback):
-        trainer: Any = None
+    class KeepPool(TrainerCallback):
+        """Keeps the run's context and the adversarial rows the epoch trained on."""
 
-        def bind(self, trainer: Any) -> None:
-            self.trainer = trainer
+        def __init__(self) -> None:
+            self.context: TrainingContext | None = None
+            self.pool: list[tuple[str, int]] = []
 
-    keep = KeepTrainer()
+        def bind(self, context: TrainingContext) -> None:
+            self.context = context
+
+        def on_epoch_end(self, state: TrainerState, control: TrainerControl) -> None:
+            assert state.augmented is not None and state.augmented_sources is not None
+            self.pool = list(zip(state.augmented.texts, state.augmented_sources, strict=True))
+
+    keep = KeepPool()
     config = TrainConfig(model=str(tiny_classifier_dir), mode="adversarial", epochs=1,
                          batch_size=64, max_length=32, adv_clean_epochs=0, adv_fraction=0.1,
                          adv_query_budget=100)
     fine_tune(config, out=tmp_path / "adv", progress=False, callbacks=(keep,))
-    recognizer = keep.trainer.word_recognizer
+    assert keep.context is not None
+    recognizer = keep.context.word_recognizer
     assert recognizer is not None and recognizer.source == "train"
-    adversarial = next(cb for cb in keep.trainer.callbacks
-                       if isinstance(cb, AdversarialAugmentationCallback))
-    pool = adversarial.state_dict()["pool"]
-    assert pool
-    train_texts = keep.trainer.train_data.texts
-    for text, _, index in pool:  # the recogniser does not simply undo any of them
+    assert keep.pool
+    train_texts = keep.context.train.texts
+    for text, index in keep.pool:  # the recogniser does not simply undo any of them
         assert recognizer.correct(text) != recognizer.correct(train_texts[index]), text

@@ -7,10 +7,12 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
+from result_documents import results_dict
 
 from guard.atomic import write_text_atomic
 from guard.cli import main
 from guard.errors import DataError, UnknownNameError
+from guard.results import parse_results
 from reports import WRITERS, results_frame
 from reports.writers import render_report
 
@@ -30,7 +32,7 @@ def gated_run(tiny_classifier_dir: Path, tmp_path_factory: pytest.TempPathFactor
                       "[metrics.latency_p95_ms]\nmax = 0.001\n"
                       "[metrics.toxic_output_rate]\nmax = 0.5\n")
     code = main(["eval", "--model", str(tiny_classifier_dir), "--baseline",
-                 str(tiny_classifier_dir), "--policy", str(policy), "--out", str(out / "run"),
+                 str(tiny_classifier_dir), "--gate-policy", str(policy), "--out", str(out / "run"),
                  "--quiet", *FAST])
     assert code == 1  # the latency limit cannot be met
     return out / "run"
@@ -125,7 +127,7 @@ def test_replay_detects_a_changed_model(gated_run: Path, tmp_path: Path, tiny_cl
     config = json.loads((changed / "config.json").read_text())
     config["classifier_dropout"] = 0.5  # a different config: a different fingerprint
     (changed / "config.json").write_text(json.dumps(config))
-    manifest["invocation"]["model"] = str(changed)
+    manifest["config"]["model"] = str(changed)
     edited = tmp_path / "manifest.json"
     edited.write_text(json.dumps(manifest))
     assert main(["eval", "--replay", str(edited), "--out", str(tmp_path / "r")]) == 1
@@ -160,7 +162,7 @@ def test_gate_passes_with_a_policy_the_model_meets(tiny_classifier_dir: Path, tm
                                                    ) -> None:
     policy = tmp_path / "p.toml"
     policy.write_text("[metrics.accuracy]\nmin = 0.0\n[metrics.guard_fpr_benign]\nmax = 0.2\n")
-    assert main(["eval", "--model", str(tiny_classifier_dir), "--policy", str(policy),
+    assert main(["eval", "--model", str(tiny_classifier_dir), "--gate-policy", str(policy),
                  "--out", str(tmp_path / "o"), "--quiet", *TOXICITY_FAST]) == 0
     document = json.loads((tmp_path / "o" / "results.json").read_text())
     assert document["gate"]["passed"] and [s["suite"] for s in document["suites"]] == [
@@ -217,18 +219,14 @@ def test_html_plots_attack_success_and_the_privacy_budget() -> None:
     metric = {"name": "attack_success_rate/deepwordbug", "value": 0.8, "ci_low": 0.7,
               "ci_high": 0.9, "n": 40, "unit": "ratio", "higher_is_better": False,
               "ci_method": "wilson", "confidence": 0.95}
-    document = {
-        "model": {"location": "m", "sha256": "s" * 64, "device": "cpu",
-                  "manifest": {"privacy": {"epsilon": 7.99, "delta": 1e-5,
-                                           "epsilon_per_epoch": [4.2, 6.1, 7.99],
-                                           "noise_multiplier": 0.6, "max_grad_norm": 1.0,
-                                           "sample_rate": 0.02, "steps": 150,
-                                           "accountant": "prv"}}},
-        "data": {"source": "bundled:test", "n": 40, "sha256": "d" * 64},
-        "seed": 0, "guard_version": "0", "created_at": "now",
-        "suites": [{"suite": "robustness", "metrics": [metric], "details": {},
-                    "provenance": {"duration_s": 1.0, "device": "cpu", "seed": 0}}],
-    }
+    model = {"location": "m", "kind": "local", "sha256": "s" * 64, "labels": ["a"],
+             "device": "cpu",
+             "manifest": {"privacy": {"epsilon": 7.99, "delta": 1e-5,
+                                      "epsilon_per_epoch": [4.2, 6.1, 7.99],
+                                      "noise_multiplier": 0.6, "max_grad_norm": 1.0,
+                                      "sample_rate": 0.02, "steps": 150, "accountant": "prv"}}}
+    document = parse_results(results_dict([{"suite": "robustness", "metrics": [metric]}],
+                                          model=model))
     html = render(document)
     assert 'aria-label="attack success by recipe"' in html and ">80%<" in html
     assert 'aria-label="epsilon over training"' in html and html.count("<circle") >= 3

@@ -18,8 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from guard.errors import ConfigError
-from training.clean import TrainResult, fine_tune
 from training.config import TrainConfig
+from training.pipeline import TrainResult, fine_tune
 
 WORKER = Path(__file__).with_name("torchrun_worker.py")
 
@@ -101,8 +101,9 @@ def test_two_process_dp_reports_the_expected_epsilon(tmp_path: Path, no_dropout_
     config = TrainConfig(model=str(no_dropout_bert_dir), mode="dp", epochs=2, max_length=32,
                          dp_epsilon=8.0, dp_delta=1e-4, dp_clipping=clipping, device="cpu")
     _torchrun(config, tmp_path / "two")
-    two = _manifest(tmp_path / "two")["privacy"]
-    single = _one_process(config, tmp_path / "one").manifest["privacy"]
+    two_manifest = _manifest(tmp_path / "two")
+    single_manifest = _one_process(config, tmp_path / "one").manifest
+    two, single = two_manifest["privacy"], single_manifest["privacy"]
 
     assert two["processes"] == 2 and single["processes"] == 1
     steps_per_epoch = -(-840 // 128)  # Poisson batches of expected size 128 over 840 records
@@ -121,6 +122,10 @@ def test_two_process_dp_reports_the_expected_epsilon(tmp_path: Path, no_dropout_
         assert two[key] == single[key], key
     # the same global batches and the same noise, added once, by rank 0
     assert _max_weight_difference(tmp_path / "two", tmp_path / "one") < 1e-5
+    # and the epochs' figures cover the whole global batches, not rank 0's share of them
+    for sharded, whole in zip(two_manifest["history"], single_manifest["history"], strict=True):
+        assert sharded["examples"] == whole["examples"]
+        assert sharded["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-4)
 
 
 def test_two_process_adversarial_training_shares_the_attacks(tmp_path: Path,

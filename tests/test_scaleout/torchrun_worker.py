@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 from training.callbacks import TrainerCallback, TrainerControl, TrainerState
-from training.clean import fine_tune
 from training.config import TrainConfig
+from training.pipeline import fine_tune
 
 
 class _Interrupt(TrainerCallback):

@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from result_documents import results_dict
 
 from eval_suites.gate import (
     DEFAULT_POLICY,
@@ -13,22 +14,20 @@ from eval_suites.gate import (
     paired_proportion_difference,
 )
 from guard.errors import ConfigError
+from guard.results import ResultsDocument, parse_results
 
 
 def _document(metrics: dict[str, tuple[float, float, float, int]], *, suite: str = "accuracy",
               details: dict[str, Any] | None = None, data_sha: str = "d" * 64
-              ) -> dict[str, Any]:
-    return {
-        "data": {"sha256": data_sha, "n": 10, "source": "x"},
-        "suites": [{
-            "suite": suite,
-            "metrics": [{"name": name, "value": v, "ci_low": lo, "ci_high": hi, "n": n,
-                         "unit": "ratio", "higher_is_better": not name.startswith(
-                             ("latency", "toxic")), "ci_method": "wilson", "confidence": 0.95}
-                        for name, (v, lo, hi, n) in metrics.items()],
-            "details": details or {},
-        }],
-    }
+              ) -> ResultsDocument:
+    return parse_results(results_dict([{
+        "suite": suite,
+        "metrics": [{"name": name, "value": v, "ci_low": lo, "ci_high": hi, "n": n,
+                     "unit": "ratio", "higher_is_better": not name.startswith(
+                         ("latency", "toxic")), "ci_method": "wilson", "confidence": 0.95}
+                    for name, (v, lo, hi, n) in metrics.items()],
+        "details": details or {},
+    }], data={"sha256": data_sha, "n": 10, "source": "x"}))
 
 
 def _policy(**metrics: dict[str, float]) -> GatePolicy:
@@ -140,7 +139,7 @@ def test_confidence_mismatch_is_refused() -> None:
 
 
 def test_margin_on_accuracy_under_attack_is_paired_per_recipe() -> None:
-    def doc(robust: list[int]) -> dict[str, Any]:
+    def doc(robust: list[int]) -> ResultsDocument:
         return _document({"accuracy_under_attack/deepwordbug": (sum(robust) / 40, 0, 1, 40)},
                          suite="robustness",
                          details={"recipes": {"deepwordbug": {"robust": robust}}})
@@ -152,3 +151,16 @@ def test_margin_on_accuracy_under_attack_is_paired_per_recipe() -> None:
     with pytest.raises(ConfigError, match="no paired comparison for 'macro_f1'"):
         evaluate_gate(_policy(macro_f1={"margin": 0.01}), _document({"macro_f1": (0.9, 0.8, 1, 9)}),
                       _document({"macro_f1": (0.9, 0.8, 1, 9)}))
+
+
+def test_missing_per_item_details_are_a_config_error_not_a_key_error() -> None:
+    # a renamed details key made the gate crash with a bare KeyError (exit 1, a traceback)
+    policy = _policy(accuracy={"margin": 0.02})
+    complete = _document({"accuracy": (0.9, 0.85, 0.94, 4)}, details={"correct": [1, 1, 1, 0]})
+    renamed = _document({"accuracy": (0.9, 0.85, 0.94, 4)}, details={"right": [1, 1, 1, 0]})
+    with pytest.raises(ConfigError, match=r"candidate's accuracy details hold no per-item "
+                                          r"values at 'correct'"):
+        evaluate_gate(policy, renamed, complete)
+    shorter = _document({"accuracy": (0.9, 0.85, 0.94, 3)}, details={"correct": [1, 1, 0]})
+    with pytest.raises(ConfigError, match="different numbers of items"):
+        evaluate_gate(policy, shorter, complete)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from result_documents import results_dict
 
 from eval_suites.obfuscate import (
     KNOWN_OBFUSCATORS,
@@ -36,6 +37,7 @@ from eval_suites.toxicity import (
 from guard.data import TextDataset
 from guard.errors import ConfigError, DataError
 from guard.normalize import normalize
+from guard.results import parse_results
 from reports.html import render, roc_svg
 
 # -- fakes ----------------------------------------------------------------------------------
@@ -497,17 +499,10 @@ def test_the_new_obfuscators_use_the_documented_characters() -> None:
 def test_the_html_report_draws_the_roc_curves() -> None:
     curves = {"any": {"fpr": [0.0, 0.2, 1.0], "tpr": [0.0, 0.8, 1.0], "auc": 0.8},
               "threat": {"fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.6, 1.0], "auc": 0.55}}
-    document = {
-        "model": {"location": "m", "sha256": "abc", "device": "cpu"},
-        "data": {"source": "bundled", "n": 1}, "seed": 0, "guard_version": "0",
-        "created_at": "now",
-        "suites": [{"suite": "toxicity", "metrics": [],
-                    "provenance": {"duration_s": 1.0, "device": "cpu", "seed": 0},
-                    "details": {"roc_curves": {"bundled": {"any": curves["any"]},
-                                               "external": curves},
-                                "external_missed_harmful": [{"text": "i will hurt you",
-                                                             "score": 0.1}]}}],
-    }
+    document = parse_results(results_dict([{
+        "suite": "toxicity", "metrics": [],
+        "details": {"roc_curves": {"bundled": {"any": curves["any"]}, "external": curves},
+                    "external_missed_harmful": [{"text": "i will hurt you", "score": 0.1}]}}]))
     page = render(document)
     assert page.count('<svg class="roc"') == 2
     assert "ROC curves of the guard on the external set" in page

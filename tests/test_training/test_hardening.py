@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 from guard.data import TextDataset, load_splits
 from guard.errors import ConfigError
 from training.callbacks import TrainerCallback, TrainerControl, TrainerState
-from training.clean import fine_tune
 from training.config import TrainConfig
+from training.pipeline import fine_tune
 from training.resume import resume_dir_for
 
 
@@ -148,10 +148,10 @@ def test_adversarial_rows_fold_into_their_records_gradient(tiny_classifier_dir: 
     trainer.state.augmented_sources = [9, 20, 9]
     texts, labels, groups = trainer._rows(idx)
     assert groups == [0, 1, 2, 1, 2, 1]
-    out = trainer._private_model(**trainer._encode(texts)).logits
-    trainer._criterion(out, trainer._targets(labels)).backward()
+    dp = trainer._wired()
+    out = dp.model(**trainer._encode(texts)).logits
+    dp.criterion(out, trainer._targets(labels)).backward()
     trainer._fold_into_records(groups, len(idx))
-
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     params = dict(reference.named_parameters())
     for slot in range(len(idx)):
@@ -160,7 +160,7 @@ def test_adversarial_rows_fold_into_their_records_gradient(tiny_classifier_dir: 
         logits = reference(**trainer._encode([texts[r] for r in rows])).logits
         torch.nn.functional.cross_entropy(logits, trainer._targets([labels[r] for r in rows])
                                           ).backward()
-        for name, parameter in zip(names, trainer._optimizer.params, strict=True):
+        for name, parameter in zip(names, dp.optimizer.params, strict=True):
             expected = params[name].grad
             assert expected is not None
             assert parameter.grad_sample[slot] == pytest.approx(expected, abs=1e-5), name
@@ -188,7 +188,7 @@ def test_adversarial_dp_mode_runs_accounts_and_shows_epsilon(
 def test_prv_epsilon_hides_only_its_domain_sizing_warning() -> None:
     from opacus.accountants import create_accountant
 
-    from training.privacy import _epsilon
+    from training.accounting import accountant_epsilon
 
     # strong noise: the RDP bound that PRV sizes its domain with peaks at the largest order
     history = [(0.7, 1.0, 1), (10.0, 128 / 840, 140)]
@@ -196,16 +196,16 @@ def test_prv_epsilon_hides_only_its_domain_sizing_warning() -> None:
     prv.history = list(history)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        epsilon = _epsilon(prv, 1e-5)
+        epsilon = accountant_epsilon(prv, 1e-5)
     reference = create_accountant("prv")
     reference.history = list(history)
     with pytest.warns(UserWarning, match="Optimal order is the largest alpha"), \
-            np.errstate(divide="ignore"):  # PRV's log(1 - q) at q = 1, as in _epsilon
+            np.errstate(divide="ignore"):  # PRV's log(1 - q) at q = 1, as in accountant_epsilon
         assert epsilon == reference.get_epsilon(delta=1e-5)
     rdp = create_accountant("rdp")
     rdp.history = [(50.0, 1.0, 1)]  # the RDP accountant's own bound: the warning stays
     with pytest.warns(UserWarning, match="Optimal order is the largest alpha"):
-        _epsilon(rdp, 1e-5)
+        accountant_epsilon(rdp, 1e-5)
 
 
 def test_ghost_and_hook_clipping_agree_without_noise(tmp_path: Path, tiny_bert_dir: Path) -> None:

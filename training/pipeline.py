@@ -1,4 +1,9 @@
-"""Fine-tuning of an intent classifier (clean, adversarial or DP), from data to a checkpoint."""
+"""The training pipeline: from data to a checkpoint in every mode (clean, adversarial, dp, both).
+
+:func:`fine_tune` loads the data and the backbone, builds the word recogniser and the callbacks
+the mode needs, runs the trainer (:class:`training.loop.Trainer`, or the DP-SGD
+:class:`training.privacy.PrivateTrainer`) and writes the checkpoint with its manifest.
+"""
 
 from __future__ import annotations
 
