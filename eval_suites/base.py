@@ -24,7 +24,7 @@ Pairing = Literal["proportion", "mean", "quantile", "none"]
 # accuracy, recall, AUC, ECE) lie in [0, 1]; times, throughputs and counts are never negative.
 _UNIT_BOUNDS: dict[str, tuple[float, float]] = {
     "ratio": (0.0, 1.0), "ms": (0.0, math.inf), "s": (0.0, math.inf),
-    "texts/s": (0.0, math.inf), "queries": (0.0, math.inf)}
+    "texts/s": (0.0, math.inf), "tokens/s": (0.0, math.inf), "queries": (0.0, math.inf)}
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,8 @@ class Suite(ABC):
     description: ClassVar[str]
     metric_specs: ClassVar[tuple[MetricSpec, ...]]
     report_views: ClassVar[tuple[ReportView, ...]] = ()
+    #: What the suite evaluates: a ``classifier`` (the default) or a chat ``generator``.
+    model_kind: ClassVar[str] = "classifier"
 
     @abstractmethod
     def measure(self, model: Classifier, data: TextDataset, *, seed: int

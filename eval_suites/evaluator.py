@@ -36,12 +36,15 @@ class EvalPlan:
         options: Suite name -> options, with the policy's confidence filled in.
         policy: The release-gate policy, or ``None``.
         policy_path: Its file.
+        model_kind: ``classifier``, or ``generator`` for suites that evaluate a chat model
+            (``model`` and ``baseline`` then name chat models; default: the embedded tutor).
     """
 
     suites: tuple[str, ...]
     options: dict[str, dict[str, Any]]
     policy: GatePolicy | None
     policy_path: Path | None
+    model_kind: str = "classifier"
 
 
 @dataclass(frozen=True)
@@ -108,27 +111,51 @@ def plan(config: EvalConfig) -> EvalPlan:
             if chosen != policy.confidence:
                 raise ConfigError(f"{name}.confidence={chosen} contradicts the policy's "
                                   f"confidence {policy.confidence}")
-    return EvalPlan(tuple(suites), options, policy, policy_path)
+    kinds = {name: SUITES.get(name).model_kind for name in suites}
+    if len(set(kinds.values())) > 1:
+        generators = sorted(n for n, k in kinds.items() if k == "generator")
+        raise ConfigError(f"{', '.join(generators)} evaluate{'s' if len(generators) == 1 else ''}"
+                          " a chat model, the other suites a classifier: run them separately")
+    return EvalPlan(tuple(suites), options, policy, policy_path, next(iter(kinds.values())))
+
+
+def _load(config: EvalConfig, run: EvalPlan, model_dir: str) -> tuple[Any, Any]:
+    """The model of the plan's kind, and the rows to evaluate it on."""
+    from guard.data import load_eval_data
+
+    if run.model_kind == "generator":
+        from eval_suites.generation import KIND_FILES, bundled_prompts
+        from guard.models.tutor import TutorGenerator
+
+        generator = TutorGenerator.from_pretrained(model_dir, device=config.device,
+                                                   trust_remote_code=config.trust_remote_code)
+        prompts = bundled_prompts() if config.data == "bundled" else load_eval_data(
+            config.data, split=config.split, text_column=config.text_column,
+            label_column=config.label_column, allowed_labels=list(KIND_FILES))
+        return generator, prompts
+    from guard.models.classifier import HFClassifier
+
+    model = HFClassifier.from_pretrained(model_dir, device=config.device,
+                                         trust_remote_code=config.trust_remote_code)
+    return model, load_eval_data(config.data, split=config.split,
+                                 text_column=config.text_column,
+                                 label_column=config.label_column, allowed_labels=model.labels)
 
 
 def _results(config: EvalConfig, run: EvalPlan, model_dir: str, log: Log,
              executor: Any) -> ResultsDocument:
     from eval_suites.runner import results_document, run_suites
-    from guard.data import load_eval_data
-    from guard.models.classifier import HFClassifier
     from training.checkpoint import read_manifest
 
-    model = HFClassifier.from_pretrained(model_dir, device=config.device,
-                                         trust_remote_code=config.trust_remote_code)
-    data = load_eval_data(config.data, split=config.split, text_column=config.text_column,
-                          label_column=config.label_column, allowed_labels=model.labels)
+    model, data = _load(config, run, model_dir)
     log(f"evaluating {model_dir} on {data.source} ({len(data)} rows): {', '.join(run.suites)}")
-    if executor is not None:
+    if executor is not None and run.model_kind == "classifier":
         from guard.models.sharded import ShardedClassifier
 
         model = ShardedClassifier(model, executor)
     results = run_suites(model, data, run.suites, seed=config.seed, options=run.options)
-    manifest = read_manifest(model_dir) if Path(model_dir).is_dir() else None
+    manifest = read_manifest(model_dir) if run.model_kind == "classifier" and \
+        Path(model_dir).is_dir() else None
     return results_document(results, model=model, data=data, seed=config.seed,
                             command=config.to_command(), model_manifest=manifest)
 
@@ -186,7 +213,14 @@ def _evaluate(config: EvalConfig, run: EvalPlan, out: Path | None, executor: Any
     from eval_suites.gate import evaluate_gate
     from guard.provenance import sha256_file
 
-    model_dir = config.model if config.model is not None else _default_model(log, progress)
+    if config.model is not None:
+        model_dir = config.model
+    elif run.model_kind == "generator":
+        from guard.models.tutor import EMBEDDED
+
+        model_dir = EMBEDDED
+    else:
+        model_dir = _default_model(log, progress)
     results = _results(config, run, model_dir, log, executor)
     baseline = None
     if config.baseline is not None:

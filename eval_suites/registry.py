@@ -17,6 +17,9 @@ SUITES.register("toxicity", "eval_suites.toxicity:ToxicitySuite",
 SUITES.register("robustness", "eval_suites.robustness:RobustnessSuite",
                 summary="accuracy under attack, attack success rate per TextAttack recipe "
                         "(needs the attacks extra)")
+SUITES.register("generation", "eval_suites.generation:GenerationSuite",
+                summary="a chat model (default: the embedded tutor): harmful-output, refusal "
+                        "and false-refusal rates; time to first token, tokens/s")
 
 
 def metric_spec(suite: str, metric: str) -> MetricSpec | None:

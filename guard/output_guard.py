@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import re
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, ParamSpec, TypeVar
@@ -323,14 +324,40 @@ class OutputGuard:
         return guarded
 
     def stream(self, chunks: Iterable[str], *, tokens: int | None = None,
-               max_segment_chars: int = 2_000) -> Iterator[str]:
+               max_segment_chars: int = 2_000, lookbehind_chars: int = 200) -> GuardedStream:
         """Check a stream of text chunks segment by segment; stop at a blocked segment.
 
         Segments end at sentence boundaries (``.``, ``!``, ``?`` followed by space, or a
-        newline), or every ``tokens`` whitespace-separated tokens when given. Each segment is
-        released only once it is checked; at a blocked segment the safe message is yielded
-        and the stream ends (the source generator is closed). Work is linear in the length of
-        the stream: each chunk is scanned once.
+        newline), or every ``tokens`` whitespace-separated tokens when given, and are never
+        longer than ``max_segment_chars``. Each segment is released only once it is checked;
+        text still held back is never released unchecked.
+
+        **Look-behind.** A harmful phrase split over two segments ("you are a nasty " +
+        "piece of work") is caught: each new segment is checked twice in one scoring call, on
+        its own and joined to the last ``lookbehind_chars`` characters already released (the
+        window starts at a white space so that no word is cut in two, unless the window holds
+        no white space at all, as after a hard cut inside a long run). The segment is released
+        only if both pass: the first catches a harmful segment that benign context would
+        dilute, the second a phrase across the boundary. The window is bounded, so work stays
+        linear in the length of the stream.
+
+        **Redaction.** Released text cannot be taken back. When the joined text violates only
+        ``redact`` categories, the guard redacts the joined text (the segment already carrying
+        its own masks): if every masked word lies in the new segment, the segment is released
+        with those words masked and the stream goes on; if a word to blame lies (even partly)
+        in the released text, or no word can be blamed, masking the segment cannot make the
+        whole safe, so the stream ends with the safe message, as on a block.
+
+        **Ending and closing.** On a block, a replaced segment, a non-string chunk or a failed
+        check (the guard fails closed, see ``on_error``) the stream yields the safe message
+        (or what ``on_error`` says) and ends. A source with ``close()`` (a generator, or an
+        object that stops a background generation thread when closed, such as a streamer
+        wrapper) is closed as soon as the stream ends, blocks or is abandoned: before the safe
+        message is handed out, when the source is exhausted, when the source or the check
+        raises (the exception then propagates; held-back text is dropped), and when the
+        consumer calls :meth:`GuardedStream.close`, leaves a ``with`` block or drops the
+        stream, even before its first item. Both ``chunks`` and ``iter(chunks)`` are closed
+        when they differ.
 
         Args:
             chunks: The text as it arrives (tokens, words, lines).
@@ -338,35 +365,25 @@ class OutputGuard:
             max_segment_chars: A segment that grows past this many characters without ending
                 is checked and released (or blocked) at the last space before the limit, or at
                 the limit when it has none, so the held-back text stays bounded.
+            lookbehind_chars: How much released text each segment is checked together with;
+                ``0`` checks segments on their own. The window shrinks where it would make the
+                joined text longer than ``max_chars``.
+
+        Returns:
+            An iterator of the texts to show, in order; close it to stop the source early.
 
         Raises:
-            ConfigError: ``tokens`` or ``max_segment_chars`` is below 1.
+            ConfigError: ``tokens`` or ``max_segment_chars`` is below 1, or
+                ``lookbehind_chars`` below 0 (raised by this call, not on iteration).
         """
         if tokens is not None and tokens < 1:
             raise ConfigError(f"tokens must be >= 1, got {tokens}")
         if max_segment_chars < 1:
             raise ConfigError(f"max_segment_chars must be >= 1, got {max_segment_chars}")
-        segmenter = _Segmenter(tokens, max_segment_chars)
-        iterator = iter(chunks)
-        try:
-            for chunk in iterator:
-                if not isinstance(chunk, str):
-                    yield self._failure("", f"stream chunk is {type(chunk).__name__}, "
-                                            "not str").text
-                    return
-                for segment in segmenter.feed(chunk):
-                    [decision] = self.check([segment])
-                    yield decision.text
-                    if not decision.allowed:
-                        return
-            rest = segmenter.flush()
-            if rest:
-                [decision] = self.check([rest])
-                yield decision.text
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
+        if lookbehind_chars < 0:
+            raise ConfigError(f"lookbehind_chars must be >= 0, got {lookbehind_chars}")
+        return GuardedStream(self, chunks, segmenter=_Segmenter(tokens, max_segment_chars),
+                             lookbehind_chars=lookbehind_chars)
 
     def close(self) -> None:
         """Release resources (none are held: each call under a deadline has its own thread).
@@ -394,7 +411,10 @@ def _as_batch(texts: Any) -> list[Any]:
 
 
 class _Segmenter:
-    """Cuts a growing text into segments, scanning each character once.
+    """Cuts a growing text into segments of at most ``limit`` characters.
+
+    Each search for a segment end stops at the limit, and a segment is cut by position, not by
+    copying the rest of the buffer, so a long chunk costs time linear in its length.
 
     Args:
         tokens: Segment length in whitespace-separated tokens; ``None``: sentence ends.
@@ -405,46 +425,57 @@ class _Segmenter:
         self.tokens = tokens
         self.limit = limit
         self._buffer = ""
-        self._scanned = 0  # characters of the buffer already searched for a segment end
-        self._count = 0  # tokens completed in the buffer (token mode)
+        self._start = 0  # where the current segment starts in the buffer
+        self._scanned = 0  # buffer position up to which a segment end was searched for
+        self._count = 0  # tokens completed in the current segment (token mode)
         self._in_token = False
 
     def feed(self, chunk: str) -> list[str]:
         """Add ``chunk``; return the segments it completes."""
-        self._buffer += chunk
+        self._buffer = self._buffer[self._start:] + chunk
+        self._scanned -= self._start
+        self._start = 0
         segments: list[str] = []
         while True:
-            end = self._next_end()
+            bound = min(len(self._buffer), self._start + self.limit)
+            end = self._next_end(bound)
+            if end is None and len(self._buffer) - self._start > self.limit:
+                space = self._buffer.rfind(" ", self._start, bound)
+                end = space + 1 if space > self._start else bound
             if end is None:
-                break
+                return segments
             segments.append(self._cut(end))
-        while len(self._buffer) > self.limit:
-            space = self._buffer.rfind(" ", 0, self.limit)
-            segments.append(self._cut(space + 1 if space > 0 else self.limit))
-        return segments
 
     def flush(self) -> str:
         """What is left at the end of the stream."""
-        rest, self._buffer = self._buffer, ""
-        self._scanned = self._count = 0
+        rest = self._buffer[self._start:]
+        self._buffer = ""
+        self._start = self._scanned = self._count = 0
         self._in_token = False
         return rest
 
     def _cut(self, end: int) -> str:
-        segment, self._buffer = self._buffer[:end], self._buffer[end:]
-        self._scanned = self._count = 0
+        segment = self._buffer[self._start:end]
+        self._start = self._scanned = end
+        self._count = 0
         self._in_token = False
         return segment
 
-    def _next_end(self) -> int | None:
+    def _next_end(self, bound: int) -> int | None:
+        """The end of the current segment if it lies at or before ``bound``, else ``None``."""
         if self.tokens is None:
             # the look-behind sees a sentence mark just before the scan position
-            match = _SENTENCE_END.search(self._buffer, self._scanned)
+            match = _SENTENCE_END.search(self._buffer, self._scanned, bound)
+            if (match is not None and match.start() == self._start > 0
+                    and self._buffer[self._start] != "\n"):
+                # the mark ended the previous (hard-cut) segment: this white space opens
+                # the current one
+                match = _SENTENCE_END.search(self._buffer, self._start + 1, bound)
             if match is None:
-                self._scanned = len(self._buffer)
+                self._scanned = bound
                 return None
             return match.end()
-        for i in range(self._scanned, len(self._buffer)):
+        for i in range(self._scanned, bound):
             space = self._buffer[i].isspace()
             if space and self._in_token:
                 self._count += 1
@@ -452,8 +483,145 @@ class _Segmenter:
                 self._scanned = i
                 return i  # the segment keeps the whitespace after its last token
             self._in_token = not space
-        self._scanned = len(self._buffer)
+        self._scanned = bound
         return None
+
+
+_END = object()
+_SPACE = re.compile(r"\s")
+
+
+class GuardedStream(Iterator[str]):
+    """The checked text of a stream, from :meth:`OutputGuard.stream`; see its docstring.
+
+    Iterate it for the texts to show. :meth:`close` (also called on leaving a ``with`` block
+    and when the stream is dropped) stops it and closes the source. Not thread-safe: one
+    consumer at a time.
+    """
+
+    def __init__(self, guard: OutputGuard, chunks: Iterable[str], *, segmenter: _Segmenter,
+                 lookbehind_chars: int) -> None:
+        self._closed = True  # until the source is held, there is nothing to close
+        self._guard = guard
+        self._source: object = chunks
+        self._iterator = iter(chunks)
+        self._segmenter = segmenter
+        self._lookbehind = lookbehind_chars
+        self._segments: deque[str] = deque()  # cut, not yet checked
+        self._released = ""  # the last lookbehind_chars + 1 characters released
+        self._exhausted = False
+        self._finished = False
+        self._closed = False
+
+    def __iter__(self) -> GuardedStream:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            while not self._finished:
+                if self._segments:
+                    text, go_on = self._check(self._segments.popleft())
+                    if go_on:
+                        self._remember(text)
+                    else:
+                        self.close()  # stop the generation before the safe message is out
+                    return text
+                if self._exhausted:
+                    self.close()
+                    break
+                chunk = next(self._iterator, _END)
+                if chunk is _END:
+                    self._exhausted = True
+                    self._close_source()
+                    rest = self._segmenter.flush()
+                    if rest:
+                        self._segments.append(rest)
+                elif not isinstance(chunk, str):
+                    failure = self._guard._failure(
+                        "", f"stream chunk is {type(chunk).__name__}, not str")
+                    self.close()
+                    return failure.text
+                else:
+                    self._segments.extend(self._segmenter.feed(chunk))
+        except BaseException:
+            self.close()
+            raise
+        raise StopIteration
+
+    def close(self) -> None:
+        """End the stream: drop what is held back and close the source (at most once)."""
+        if self._closed:
+            return
+        self._closed = self._finished = True
+        self._segments.clear()
+        self._segmenter.flush()
+        self._close_source()
+
+    def __enter__(self) -> GuardedStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            self.close()
+
+    def _close_source(self) -> None:
+        iterator, source = self._iterator, self._source
+        self._source = self._iterator = iter(())  # nothing is closed twice
+        try:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+        finally:
+            close = getattr(source, "close", None) if source is not iterator else None
+            if close is not None:
+                close()
+
+    def _window(self, segment: str) -> str:
+        """The released text to check ``segment`` with: bounded, starting at a white space."""
+        size = min(self._lookbehind, self._guard.max_chars - len(segment))
+        tail = self._released
+        if size <= 0:
+            return ""
+        if len(tail) <= size:  # everything released so far
+            return tail
+        cut = len(tail) - size
+        window = tail[cut:]
+        if tail[cut - 1].isspace() or window[0].isspace():
+            return window
+        space = _SPACE.search(window)
+        return window if space is None else window[space.start():]
+
+    def _remember(self, text: str) -> None:
+        if self._lookbehind:
+            self._released = (self._released + text)[-(self._lookbehind + 1):]
+
+    def _check(self, segment: str) -> tuple[str, bool]:
+        """What to release for ``segment``, and whether the stream goes on."""
+        guard = self._guard
+        window = self._window(segment)
+        if not window:
+            [decision] = guard.check([segment])
+            return decision.text, decision.allowed
+        own, joint = guard.check([segment, window + segment])
+        if not own.allowed:
+            return own.text, False
+        if not joint.allowed:  # blocked across the boundary, or nothing to mask
+            return joint.text, False
+        if joint.action == "allow":
+            return own.text, True
+        # the joined text violates only redacting categories
+        if own.text != segment:  # judge the joined text with the segment's own masks
+            [joint] = guard.check([window + own.text])
+            if not joint.allowed:
+                return joint.text, False
+            if joint.action == "allow":
+                return own.text, True
+        if joint.text.startswith(window):  # every masked word lies in the new segment
+            return joint.text[len(window):], True
+        return guard.policy.safe_message, False  # a word to blame was already released
 
 
 _TEXT_KEYS = ("generated_text", "summary_text", "translation_text")

@@ -133,3 +133,29 @@ def detoxify_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir:
     }, path)
     return path
 
+
+
+#: A ChatML template, as SmolLM2 uses, for the tiny chat model.
+CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + "
+          "message['content'] + '<|im_end|>\n' }}{% endfor %}"
+          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_dir(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir: Path) -> Path:
+    """A tiny GPT-2 chat model (ChatML template, 1024 positions) for the tutor's tests."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2_dir)
+    tokenizer.chat_template = CHATML
+    torch.manual_seed(0)
+    # wide initial weights: greedy replies then differ from prompt to prompt (with the usual
+    # 0.02 every reply is the same run of newlines)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=32, n_layer=2,
+                        n_head=2, bos_token_id=tokenizer.eos_token_id,
+                        eos_token_id=tokenizer.eos_token_id, initializer_range=0.6)
+    folder = tmp_path_factory.mktemp("tiny-chat")
+    GPT2LMHeadModel(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder

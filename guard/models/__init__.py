@@ -15,13 +15,16 @@ if TYPE_CHECKING:
     from guard.models.generator import HFGenerator
     from guard.models.responder import Responder, Response
     from guard.models.source import ModelSource, default_backbone_path, resolve_model
+    from guard.models.tutor import Persona, TutorGenerator
 
 __all__ = [
     "HFClassifier",
     "HFGenerator",
     "ModelSource",
+    "Persona",
     "Responder",
     "Response",
+    "TutorGenerator",
     "default_backbone_path",
     "resolve_model",
 ]
@@ -34,4 +37,6 @@ __getattr__ = lazy_getattr("guard.models", {
     "ModelSource": "guard.models.source",
     "default_backbone_path": "guard.models.source",
     "resolve_model": "guard.models.source",
+    "Persona": "guard.models.tutor",
+    "TutorGenerator": "guard.models.tutor",
 })

@@ -171,13 +171,14 @@ def test_a_stream_without_sentence_ends_is_released_in_bounded_segments() -> Non
     scorer = _Recording()
     guard = OutputGuard(scorer, normalize=False)  # the scorer sees the segments as cut
     chunks = ["word "] * 16_000  # 80,000 characters, no sentence end
-    out = list(guard.stream(iter(chunks), max_segment_chars=500))
+    # lookbehind_chars=0: this test is about segmentation (the look-behind has its own tests)
+    out = list(guard.stream(iter(chunks), max_segment_chars=500, lookbehind_chars=0))
     assert "".join(out) == "".join(chunks)
     assert max(len(t) for t in scorer.seen) <= 500
     assert all(t.endswith(" ") for t in scorer.seen)  # cut at a space, never inside a word
     # a segment with no space at all is cut at the limit
     scorer.seen.clear()
-    out = list(guard.stream(iter(["x"] * 1_200), max_segment_chars=500))
+    out = list(guard.stream(iter(["x"] * 1_200), max_segment_chars=500, lookbehind_chars=0))
     assert "".join(out) == "x" * 1_200 and [len(t) for t in scorer.seen] == [500, 500, 200]
 
 
@@ -189,13 +190,14 @@ def test_stream_segments_match_whole_text_segmentation() -> None:
         chunks = [text[i : i + size] for i in range(0, len(text), size)]
         assert "".join(guard.stream(iter(chunks))) == text
         scorer = _Recording()
-        list(OutputGuard(scorer, normalize=False).stream(iter(chunks)))
+        list(OutputGuard(scorer, normalize=False).stream(iter(chunks), lookbehind_chars=0))
         assert "".join(scorer.seen) == text
         if size == len(text):
             assert scorer.seen == expected
     scorer = _Recording()
     chunks = ["one two", " three ", "four", " five"]
-    list(OutputGuard(scorer, normalize=False).stream(iter(chunks), tokens=2))
+    list(OutputGuard(scorer, normalize=False).stream(iter(chunks), tokens=2,
+                                                     lookbehind_chars=0))
     assert scorer.seen == ["one two ", "three four ", "five"]
 
 

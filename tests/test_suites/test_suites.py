@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import evaluate
 import numpy as np
@@ -10,16 +11,20 @@ import pytest
 from eval_suites import SUITES, run_suites
 from eval_suites.accuracy import AccuracySuite
 from eval_suites.base import suite_from_options
+from eval_suites.generation import bundled_prompts
 from eval_suites.metrics import METRIC_MODULES, metric_path
 from eval_suites.obfuscate import OBFUSCATORS
 from guard.data import TextDataset, load_eval_data
 from guard.errors import ConfigError, DataError
 from guard.models import HFClassifier
+from guard.models.tutor import TutorGenerator
 
 FAST = {"latency": {"requests": 20, "warmup": 2, "batches": 3, "batch_warmup": 1},
         "robustness": {"n": 6},
         "toxicity": {"external_data": None, "identity_templates": None,
-                     "obfuscation_sample": 10, "bootstrap_resamples": 50}}
+                     "obfuscation_sample": 10, "bootstrap_resamples": 50},
+        "generation": {"scorer": "profanity-linear", "timed_prompts": 2, "batch_size": 3,
+                       "bootstrap_resamples": 50}}
 
 
 class KeywordClassifier:
@@ -54,9 +59,15 @@ def test_accuracy_suite_rejects_labels_the_model_lacks() -> None:
 
 
 @pytest.mark.parametrize("name", SUITES.names())
-def test_every_suite_honours_the_result_contract(name: str, tiny_classifier_dir: Path) -> None:
-    model = HFClassifier.from_pretrained(tiny_classifier_dir, device="cpu")
-    data = load_eval_data("bundled", allowed_labels=model.labels)
+def test_every_suite_honours_the_result_contract(name: str, tiny_classifier_dir: Path,
+                                                 tiny_chat_dir: Path) -> None:
+    model: Any
+    if SUITES.get(name).model_kind == "generator":
+        model = TutorGenerator.from_pretrained(tiny_chat_dir, device="cpu", max_new_tokens=8)
+        data = bundled_prompts(limit=2)
+    else:
+        model = HFClassifier.from_pretrained(tiny_classifier_dir, device="cpu")
+        data = load_eval_data("bundled", allowed_labels=model.labels)
     suite = suite_from_options(SUITES.get(name), FAST.get(name))
     result = suite.run(model, data, seed=0)
     declared = {spec.name for spec in suite.metric_specs}
