@@ -36,7 +36,9 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str | None = Field(None, description="classifier folder (e.g. from `guard train`) or "
-                                                "hub id; None: the cached default assistant")
+                                                "hub id; None: the cached default assistant. "
+                                                "For generator suites (generation): a chat "
+                                                "model, 'tutor' or None for the embedded tutor")
     baseline: str | None = Field(None, description="released model to compare against on the "
                                                    "same suites, data and seed")
     gate_policy: str | None = Field(None, description="release-gate policy TOML, or 'default' "

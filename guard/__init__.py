@@ -22,6 +22,7 @@ from guard.errors import (
 from guard.lazy import lazy_getattr
 
 if TYPE_CHECKING:
+    from guard.batching import MicroBatcher
     from guard.output_guard import GuardDecision, GuardedGenerator, OutputGuard
     from guard.policy import CategoryRule, Policy
 
@@ -35,6 +36,7 @@ __getattr__ = lazy_getattr("guard", {
     "OutputGuard": "guard.output_guard",
     "GuardDecision": "guard.output_guard",
     "GuardedGenerator": "guard.output_guard",
+    "MicroBatcher": "guard.batching",
     "Policy": "guard.policy",
     "CategoryRule": "guard.policy",
 })
@@ -48,6 +50,7 @@ __all__ = [
     "GuardDecision",
     "GuardError",
     "GuardedGenerator",
+    "MicroBatcher",
     "MissingExtraError",
     "ModelNotFoundError",
     "OutputGuard",

@@ -17,19 +17,32 @@ is neither a string nor a sequence of strings (``None``, a number, ``bytes``) is
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from guard.deadline import DeadlineRunner
 from guard.errors import ConfigError, GuardCheckError, GuardError, UsageError
 from guard.normalize import Normalized, normalize
 from guard.policy import Policy
 from guard.scorers.base import CompositeScorer, Scorer, Scores, check_scores
+
+if TYPE_CHECKING:
+    from guard.batching import MicroBatcher
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -91,6 +104,8 @@ class OutputGuard:
         normalize: Undo evasion (leetspeak, look-alikes, zero-width characters, spacing) before
             scoring.
     """
+
+    _batcher: MicroBatcher | None = None  # attached by with_batcher, detached when closed
 
     def __init__(
         self,
@@ -385,6 +400,172 @@ class OutputGuard:
         return GuardedStream(self, chunks, segmenter=_Segmenter(tokens, max_segment_chars),
                              lookbehind_chars=lookbehind_chars)
 
+    # -- async -----------------------------------------------------------------------------
+
+    def with_batcher(self, *, max_batch: int = 32, max_wait_ms: float = 5.0) -> MicroBatcher:
+        """Attach a :class:`~guard.batching.MicroBatcher` to batch concurrent async checks.
+
+        :meth:`acheck` and :meth:`astream` then coalesce concurrent checks into single
+        scoring calls (see :mod:`guard.batching`). Closing the batcher
+        (``await batcher.aclose()``) detaches it again.
+
+        Args:
+            max_batch: Most texts in one scoring call.
+            max_wait_ms: Longest a text waits for others to join its batch, in milliseconds.
+
+        Returns:
+            The attached batcher.
+
+        Raises:
+            UsageError: An open batcher is already attached.
+            ConfigError: ``max_batch`` or ``max_wait_ms`` is out of range.
+        """
+        from guard.batching import MicroBatcher
+
+        if self._batcher is not None and not self._batcher.closed:
+            raise UsageError("this guard already has an open batcher; close it first")
+        self._batcher = MicroBatcher(self, max_batch=max_batch, max_wait_ms=max_wait_ms)
+        return self._batcher
+
+    async def acheck(self, texts: str | Sequence[str]) -> list[GuardDecision]:
+        """:meth:`check` for async code: scoring runs off the event loop.
+
+        Without a batcher, :meth:`check` runs in the loop's default thread pool; with one
+        attached (:meth:`with_batcher`), the texts are batched with concurrent requests. The
+        decisions are exactly :meth:`check`'s (same validation, policy, deadline, failures).
+
+        Args:
+            texts: A string or a sequence of strings.
+
+        Returns:
+            One decision per text, in order.
+
+        Raises:
+            UsageError: ``texts`` is neither a string nor a sequence of strings, whatever
+                ``on_error`` says.
+            GuardCheckError: Scoring failed and ``on_error="raise"``.
+        """
+        batch = _as_batch(texts)
+        batcher = self._batcher
+        if batcher is not None and not batcher.closed:
+            return await batcher.check(batch)
+        return await asyncio.to_thread(self.check, batch)
+
+    def astream(self, chunks: AsyncIterable[str] | Iterable[str], *, tokens: int | None = None,
+                max_segment_chars: int = 2_000,
+                lookbehind_chars: int = 200) -> AsyncIterator[str]:
+        """:meth:`stream` for async code: check a stream of chunks segment by segment.
+
+        Same segments, look-behind, redaction and failures as :meth:`stream` (the same code
+        decides); each check goes through :meth:`acheck`, so through the batcher when one is
+        attached. A sync iterable is advanced in a worker thread, so a blocking source (a
+        streamer waiting on its generation thread) does not block the loop.
+
+        The source is closed (``aclose()`` for an async source, ``close()`` for a sync one;
+        both the iterable and its iterator when they differ) before the safe message is
+        handed out, when it is exhausted, when it or a check raises, and when the consumer
+        stops early: ``await stream.aclose()`` or ``contextlib.aclosing``; a stream dropped
+        while running is closed by the event loop's async-generator finaliser, and one dropped
+        before its first item closes a sync source at once. A sync source cancelled while its
+        ``next()`` blocks in the worker thread is closed as soon as that ``next()`` returns.
+
+        Args:
+            chunks: The text as it arrives, async or sync.
+            tokens: End segments every this many tokens instead of at sentence ends.
+            max_segment_chars: Longest segment, in characters.
+            lookbehind_chars: How much released text each segment is checked together with.
+
+        Returns:
+            An async iterator of the texts to show, in order.
+
+        Raises:
+            ConfigError: An option is out of range (raised by this call, not on iteration).
+        """
+        if tokens is not None and tokens < 1:
+            raise ConfigError(f"tokens must be >= 1, got {tokens}")
+        if max_segment_chars < 1:
+            raise ConfigError(f"max_segment_chars must be >= 1, got {max_segment_chars}")
+        if lookbehind_chars < 0:
+            raise ConfigError(f"lookbehind_chars must be >= 0, got {lookbehind_chars}")
+        # a sync stream holds the segmenter and the look-behind state, and a sync source
+        is_async = isinstance(chunks, AsyncIterable)
+        state = GuardedStream(self, () if is_async else chunks,  # type: ignore[arg-type]
+                              segmenter=_Segmenter(tokens, max_segment_chars),
+                              lookbehind_chars=lookbehind_chars)
+        return self._astream(chunks if is_async else None, state)  # type: ignore[arg-type]
+
+    async def _astream(self, chunks: AsyncIterable[str] | None,
+                       state: GuardedStream) -> AsyncIterator[str]:
+        """The body of :meth:`astream`: ``GuardedStream.__next__``'s loop, awaiting.
+
+        ``chunks`` is the async source, or ``None`` when ``state`` holds a sync one.
+        """
+        loop = asyncio.get_running_loop()
+        iterator: Any = None if chunks is None else aiter(chunks)
+        pull: asyncio.Future[Any] | None = None  # a sync source's next(), in a worker thread
+        closed = False
+
+        async def close_source() -> None:
+            nonlocal closed
+            if closed:
+                return
+            closed = True
+            if chunks is None:
+                if pull is not None and not pull.done():  # next() is still running: close after
+                    pull.add_done_callback(lambda _: state._close_source())
+                else:
+                    state._close_source()
+                return
+            for obj in (iterator,) if chunks is iterator else (iterator, chunks):
+                close = getattr(obj, "aclose", None) or getattr(obj, "close", None)
+                if close is not None:
+                    result = close()
+                    if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                        await result
+
+        segments = state._segments
+        try:
+            while True:
+                if segments:
+                    plan = state._plan(segments.popleft())
+                    texts = next(plan)
+                    while True:
+                        try:
+                            texts = plan.send(await self.acheck(texts))
+                        except StopIteration as stop:
+                            text, go_on = stop.value
+                            break
+                    if not go_on:
+                        await close_source()  # stop the generation before the safe message
+                        yield text
+                        return
+                    state._remember(text)
+                    yield text
+                    continue
+                if closed:  # exhausted and flushed
+                    return
+                if chunks is None:
+                    pull = loop.run_in_executor(None, next, state._iterator, _END)
+                    chunk = await asyncio.shield(pull)  # a cancel leaves next() to finish
+                    pull = None
+                else:
+                    chunk = await anext(iterator, _END)
+                if chunk is _END:
+                    await close_source()
+                    rest = state._segmenter.flush()
+                    if rest:
+                        segments.append(rest)
+                elif not isinstance(chunk, str):
+                    await close_source()
+                    yield self._failure("", f"stream chunk is {type(chunk).__name__}, not str").text
+                    return
+                else:
+                    segments.extend(state._segmenter.feed(chunk))
+        finally:
+            segments.clear()
+            state._segmenter.flush()
+            await close_source()
+
     def close(self) -> None:
         """Release resources (none are held: each call under a deadline has its own thread).
 
@@ -600,12 +781,27 @@ class GuardedStream(Iterator[str]):
 
     def _check(self, segment: str) -> tuple[str, bool]:
         """What to release for ``segment``, and whether the stream goes on."""
+        plan = self._plan(segment)
+        texts = next(plan)
+        while True:
+            try:
+                texts = plan.send(self._guard.check(texts))
+            except StopIteration as stop:
+                result: tuple[str, bool] = stop.value
+                return result
+
+    def _plan(self, segment: str) -> Generator[list[str], list[GuardDecision], tuple[str, bool]]:
+        """The look-behind decision for ``segment``, free of I/O (shared with ``astream``).
+
+        Yields each batch of texts to check and is sent their decisions; returns what to
+        release and whether the stream goes on.
+        """
         guard = self._guard
         window = self._window(segment)
         if not window:
-            [decision] = guard.check([segment])
+            [decision] = yield [segment]
             return decision.text, decision.allowed
-        own, joint = guard.check([segment, window + segment])
+        own, joint = yield [segment, window + segment]
         if not own.allowed:
             return own.text, False
         if not joint.allowed:  # blocked across the boundary, or nothing to mask
@@ -614,7 +810,7 @@ class GuardedStream(Iterator[str]):
             return own.text, True
         # the joined text violates only redacting categories
         if own.text != segment:  # judge the joined text with the segment's own masks
-            [joint] = guard.check([window + own.text])
+            [joint] = yield [window + own.text]
             if not joint.allowed:
                 return joint.text, False
             if joint.action == "allow":

@@ -45,7 +45,8 @@ def add_parser(commands: Any) -> None:
                              "...); flags override it")
     parser.add_argument("--model", default=None,
                         help="classifier folder (e.g. from `guard train`) or hub id; "
-                             "default: the cached default assistant")
+                             "default: the cached default assistant. For the generation suite: "
+                             "a chat model folder or hub id; default: the embedded tutor")
     parser.add_argument("--baseline", default=None,
                         help="released model to compare against (same suites, data and seed)")
     parser.add_argument("--gate-policy", default=None, metavar="TOML",

@@ -121,9 +121,13 @@ def embedded_model_dir(*, progress: bool = True) -> Path:
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
         finally:
             hf_logging.set_verbosity(verbosity)
+        import shutil
+
         staging = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)  # left by a conversion that was killed
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
+        shutil.rmtree(folder, ignore_errors=True)  # an incomplete copy (no weights file)
         staging.replace(folder)
     return folder
 
