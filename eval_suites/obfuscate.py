@@ -136,13 +136,18 @@ def slashed(text: str, rng: np.random.Generator) -> str:
     return _join_longest(text, "/")
 
 
-def split_word(text: str, rng: np.random.Generator) -> str:
-    """One space inside the longest word, at a random place ("idiot" -> "id iot")."""
+def _insert_in_longest(text: str, rng: np.random.Generator, mark: str) -> str:
+    """``mark`` once inside the longest word, at a random place."""
     target = _longest_word(text)
     if target is None:
         return text
     cut = target.start() + int(rng.integers(1, len(target.group())))
-    return text[:cut] + " " + text[cut:]
+    return text[:cut] + mark + text[cut:]
+
+
+def split_word(text: str, rng: np.random.Generator) -> str:
+    """One space inside the longest word, at a random place ("idiot" -> "id iot")."""
+    return _insert_in_longest(text, rng, " ")
 
 
 def comma_separated(text: str, rng: np.random.Generator) -> str:
@@ -157,11 +162,7 @@ def middle_dotted(text: str, rng: np.random.Generator) -> str:
 
 def middle_dot(text: str, rng: np.random.Generator) -> str:
     """One middle dot inside the longest word, at a random place ("idiot" -> "id·iot")."""
-    target = _longest_word(text)
-    if target is None:
-        return text
-    cut = target.start() + int(rng.integers(1, len(target.group())))
-    return text[:cut] + "\u00b7" + text[cut:]
+    return _insert_in_longest(text, rng, "\u00b7")
 
 
 def asterisk_vowel(text: str, rng: np.random.Generator) -> str:

@@ -391,6 +391,11 @@ class OutputGuard:
             ConfigError: ``tokens`` or ``max_segment_chars`` is below 1, or
                 ``lookbehind_chars`` below 0 (raised by this call, not on iteration).
         """
+        return self._guarded_stream(chunks, tokens, max_segment_chars, lookbehind_chars)
+
+    def _guarded_stream(self, chunks: Iterable[str], tokens: int | None,
+                        max_segment_chars: int, lookbehind_chars: int) -> GuardedStream:
+        """Check the stream options and hold the segmenter and look-behind state."""
         if tokens is not None and tokens < 1:
             raise ConfigError(f"tokens must be >= 1, got {tokens}")
         if max_segment_chars < 1:
@@ -481,17 +486,10 @@ class OutputGuard:
         Raises:
             ConfigError: An option is out of range (raised by this call, not on iteration).
         """
-        if tokens is not None and tokens < 1:
-            raise ConfigError(f"tokens must be >= 1, got {tokens}")
-        if max_segment_chars < 1:
-            raise ConfigError(f"max_segment_chars must be >= 1, got {max_segment_chars}")
-        if lookbehind_chars < 0:
-            raise ConfigError(f"lookbehind_chars must be >= 0, got {lookbehind_chars}")
         # a sync stream holds the segmenter and the look-behind state, and a sync source
         is_async = isinstance(chunks, AsyncIterable)
-        state = GuardedStream(self, () if is_async else chunks,  # type: ignore[arg-type]
-                              segmenter=_Segmenter(tokens, max_segment_chars),
-                              lookbehind_chars=lookbehind_chars)
+        state = self._guarded_stream(() if is_async else chunks,  # type: ignore[arg-type]
+                                     tokens, max_segment_chars, lookbehind_chars)
         return self._astream(chunks if is_async else None, state)  # type: ignore[arg-type]
 
     async def _astream(self, chunks: AsyncIterable[str] | None,

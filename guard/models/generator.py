@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from guard.errors import ConfigError
 from guard.models.source import ModelSource, load_pretrained, pick_device, resolve_model
@@ -67,7 +67,7 @@ class HFGenerator:
         revision: str | None = None,
         trust_remote_code: bool = False,
         **options: Any,
-    ) -> HFGenerator:
+    ) -> Self:
         """Load a generator from a local folder or a hub id.
 
         Args:

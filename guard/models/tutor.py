@@ -18,10 +18,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from guard.errors import ConfigError, MissingExtraError
-from guard.models.source import ModelSource, load_pretrained, pick_device, resolve_model
+from guard.models.generator import HFGenerator
+from guard.models.source import ModelSource
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -198,13 +199,14 @@ class TokenStream:
         self._thread.join()
 
 
-class TutorGenerator:
+class TutorGenerator(HFGenerator):
     """A chat model with a tutor persona behind the :class:`guard.types.Generator` protocol.
 
     ``generate(prompts)`` answers each prompt as one student question (batched, left-padded);
     ``chat(conversations)`` takes message lists; ``stream(prompt)`` yields the reply as it is
     written. Decoding is greedy unless ``do_sample``; with sampling, ``seed`` makes the same
-    prompts give the same replies.
+    prompts give the same replies. Loading, padding and the decoding settings are
+    :class:`~guard.models.generator.HFGenerator`'s.
 
     Args:
         model: A causal LM.
@@ -228,48 +230,33 @@ class TutorGenerator:
                  persona: Persona | None = None, max_new_tokens: int = 96, batch_size: int = 8,
                  do_sample: bool = False, temperature: float = 0.7, seed: int = 0,
                  source: ModelSource | None = None, fingerprint: str | None = None) -> None:
-        if max_new_tokens < 1 or batch_size < 1:
-            raise ConfigError(f"max_new_tokens and batch_size must be >= 1, got "
-                              f"{max_new_tokens} and {batch_size}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if not getattr(tokenizer, "chat_template", None):
             raise ConfigError("the tokenizer has no chat template; a tutor needs a chat model "
                               "(or set tokenizer.chat_template)")
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        tokenizer.padding_side = "left"
-        self.model = model.eval()
-        self.tokenizer = tokenizer
+        super().__init__(model, tokenizer, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                         do_sample=do_sample, temperature=temperature, seed=seed, source=source)
         self.persona = persona or Persona()
-        self.max_new_tokens = max_new_tokens
-        self.batch_size = batch_size
-        self.do_sample = do_sample
-        self.temperature = temperature
-        self.seed = seed
-        self.source = source
         self.fingerprint = fingerprint
 
     @classmethod
     def from_pretrained(cls, model: str | Path = EMBEDDED, *, device: str = "auto",
-                        progress: bool = True, trust_remote_code: bool = False,
-                        **options: Any) -> TutorGenerator:
+                        revision: str | None = None, trust_remote_code: bool = False,
+                        progress: bool = True, **options: Any) -> Self:
         """Load the embedded tutor (``"tutor"``), a folder or a hub id.
 
         Raises:
             TutorNotInstalledError: For the embedded tutor without its packages.
             ModelNotFoundError: If the model cannot be found or loaded.
         """
-        from transformers import AutoModelForCausalLM
-
         from guard.provenance import sha256_model_dir
 
         location = embedded_model_dir(progress=progress) if str(model) == EMBEDDED else model
-        source = resolve_model(location)
-        tokenizer, net = load_pretrained(AutoModelForCausalLM, source,
-                                         what="a causal language model",
-                                         trust_remote_code=trust_remote_code)
-        net.to(pick_device(device))
         fingerprint = sha256_model_dir(Path(location)) if Path(location).is_dir() else None
-        return cls(net, tokenizer, source=source, fingerprint=fingerprint, **options)
+        return super().from_pretrained(location, device=device, revision=revision,
+                                       trust_remote_code=trust_remote_code,
+                                       fingerprint=fingerprint, **options)
 
     @property
     def device(self) -> Any:

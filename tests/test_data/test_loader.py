@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from data_files import write_file as _write
 
 from guard.data import TextDataset, bundled_dir, load_eval_data, load_file, load_splits
 from guard.data.loader import split_dataset
@@ -51,14 +52,6 @@ def test_bundled_is_deterministic() -> None:
     assert load_splits("bundled").sha256 == load_splits("bundled").sha256
     test = load_eval_data("bundled", split="test")
     assert test.source == "bundled:test"
-
-
-def _write(path: Path, text: str | bytes) -> Path:
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_user_csv_jsonl_parquet_with_custom_columns(tmp_path: Path) -> None:

@@ -8,18 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from data_files import write_file as _write
 
 from guard.data import load_eval_data, load_file, load_splits
 from guard.data.limits import DEFAULT_MAX_TEXT_BYTES, InputLimits
 from guard.errors import ConfigError, DataError
-
-
-def _write(path: Path, text: str | bytes) -> Path:
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_unquoted_comma_in_csv_is_an_error_naming_the_line(tmp_path: Path) -> None:
