@@ -23,6 +23,7 @@ import re
 import warnings
 from collections import deque
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Callable,
@@ -432,6 +433,12 @@ class OutputGuard:
         self._batcher = MicroBatcher(self, max_batch=max_batch, max_wait_ms=max_wait_ms)
         return self._batcher
 
+    @property
+    def batcher(self) -> MicroBatcher | None:
+        """The open batcher attached with :meth:`with_batcher`, if any."""
+        batcher = self._batcher
+        return batcher if batcher is not None and not batcher.closed else None
+
     async def acheck(self, texts: str | Sequence[str]) -> list[GuardDecision]:
         """:meth:`check` for async code: scoring runs off the event loop.
 
@@ -458,7 +465,7 @@ class OutputGuard:
 
     def astream(self, chunks: AsyncIterable[str] | Iterable[str], *, tokens: int | None = None,
                 max_segment_chars: int = 2_000,
-                lookbehind_chars: int = 200) -> AsyncIterator[str]:
+                lookbehind_chars: int = 200) -> AsyncGuardedStream:
         """:meth:`stream` for async code: check a stream of chunks segment by segment.
 
         Same segments, look-behind, redaction and failures as :meth:`stream` (the same code
@@ -481,7 +488,8 @@ class OutputGuard:
             lookbehind_chars: How much released text each segment is checked together with.
 
         Returns:
-            An async iterator of the texts to show, in order.
+            An async iterator of the texts to show, in order; its ``stopped`` is the decision
+            that ended it early, as :attr:`GuardedStream.stopped`.
 
         Raises:
             ConfigError: An option is out of range (raised by this call, not on iteration).
@@ -490,10 +498,11 @@ class OutputGuard:
         is_async = isinstance(chunks, AsyncIterable)
         state = self._guarded_stream(() if is_async else chunks,  # type: ignore[arg-type]
                                      tokens, max_segment_chars, lookbehind_chars)
-        return self._astream(chunks if is_async else None, state)  # type: ignore[arg-type]
+        return AsyncGuardedStream(
+            self._astream(chunks if is_async else None, state), state)  # type: ignore[arg-type]
 
     async def _astream(self, chunks: AsyncIterable[str] | None,
-                       state: GuardedStream) -> AsyncIterator[str]:
+                       state: GuardedStream) -> AsyncGenerator[str, None]:
         """The body of :meth:`astream`: ``GuardedStream.__next__``'s loop, awaiting.
 
         ``chunks`` is the async source, or ``None`` when ``state`` holds a sync one.
@@ -531,9 +540,10 @@ class OutputGuard:
                         try:
                             texts = plan.send(await self.acheck(texts))
                         except StopIteration as stop:
-                            text, go_on = stop.value
+                            text, ended_by = stop.value
                             break
-                    if not go_on:
+                    if ended_by is not None:
+                        state._stop(ended_by)
                         await close_source()  # stop the generation before the safe message
                         yield text
                         return
@@ -555,7 +565,9 @@ class OutputGuard:
                         segments.append(rest)
                 elif not isinstance(chunk, str):
                     await close_source()
-                    yield self._failure("", f"stream chunk is {type(chunk).__name__}, not str").text
+                    failure = self._failure("", f"stream chunk is {type(chunk).__name__}, not str")
+                    state._stop(failure)
+                    yield failure.text
                     return
                 else:
                     segments.extend(state._segmenter.feed(chunk))
@@ -676,6 +688,11 @@ class GuardedStream(Iterator[str]):
     Iterate it for the texts to show. :meth:`close` (also called on leaving a ``with`` block
     and when the stream is dropped) stops it and closes the source. Not thread-safe: one
     consumer at a time.
+
+    Attributes:
+        stopped: The decision that ended the stream early (a block, a replaced segment, a
+            failure, a non-string chunk), set before the safe message is handed out; ``None``
+            while the stream goes on and when it ran to its end.
     """
 
     def __init__(self, guard: OutputGuard, chunks: Iterable[str], *, segmenter: _Segmenter,
@@ -691,6 +708,7 @@ class GuardedStream(Iterator[str]):
         self._exhausted = False
         self._finished = False
         self._closed = False
+        self.stopped: GuardDecision | None = None
 
     def __iter__(self) -> GuardedStream:
         return self
@@ -699,10 +717,11 @@ class GuardedStream(Iterator[str]):
         try:
             while not self._finished:
                 if self._segments:
-                    text, go_on = self._check(self._segments.popleft())
-                    if go_on:
+                    text, ended_by = self._check(self._segments.popleft())
+                    if ended_by is None:
                         self._remember(text)
                     else:
+                        self._stop(ended_by)
                         self.close()  # stop the generation before the safe message is out
                     return text
                 if self._exhausted:
@@ -718,6 +737,7 @@ class GuardedStream(Iterator[str]):
                 elif not isinstance(chunk, str):
                     failure = self._guard._failure(
                         "", f"stream chunk is {type(chunk).__name__}, not str")
+                    self._stop(failure)
                     self.close()
                     return failure.text
                 else:
@@ -777,45 +797,80 @@ class GuardedStream(Iterator[str]):
         if self._lookbehind:
             self._released = (self._released + text)[-(self._lookbehind + 1):]
 
-    def _check(self, segment: str) -> tuple[str, bool]:
-        """What to release for ``segment``, and whether the stream goes on."""
+    def _check(self, segment: str) -> tuple[str, GuardDecision | None]:
+        """What to release for ``segment``, and the decision that ends the stream, if any."""
         plan = self._plan(segment)
         texts = next(plan)
         while True:
             try:
                 texts = plan.send(self._guard.check(texts))
             except StopIteration as stop:
-                result: tuple[str, bool] = stop.value
+                result: tuple[str, GuardDecision | None] = stop.value
                 return result
 
-    def _plan(self, segment: str) -> Generator[list[str], list[GuardDecision], tuple[str, bool]]:
+    def _stop(self, decision: GuardDecision) -> None:
+        if self.stopped is None:
+            self.stopped = decision
+
+    def _plan(self, segment: str
+              ) -> Generator[list[str], list[GuardDecision], tuple[str, GuardDecision | None]]:
         """The look-behind decision for ``segment``, free of I/O (shared with ``astream``).
 
         Yields each batch of texts to check and is sent their decisions; returns what to
-        release and whether the stream goes on.
+        release and the decision that ends the stream (``None``: it goes on).
         """
         guard = self._guard
         window = self._window(segment)
         if not window:
             [decision] = yield [segment]
-            return decision.text, decision.allowed
+            return decision.text, None if decision.allowed else decision
         own, joint = yield [segment, window + segment]
         if not own.allowed:
-            return own.text, False
+            return own.text, own
         if not joint.allowed:  # blocked across the boundary, or nothing to mask
-            return joint.text, False
+            return joint.text, joint
         if joint.action == "allow":
-            return own.text, True
+            return own.text, None
         # the joined text violates only redacting categories
         if own.text != segment:  # judge the joined text with the segment's own masks
             [joint] = yield [window + own.text]
             if not joint.allowed:
-                return joint.text, False
+                return joint.text, joint
             if joint.action == "allow":
-                return own.text, True
+                return own.text, None
         if joint.text.startswith(window):  # every masked word lies in the new segment
-            return joint.text[len(window):], True
-        return guard.policy.safe_message, False  # a word to blame was already released
+            return joint.text[len(window):], None
+        # a word to blame was already released
+        return guard.policy.safe_message, GuardDecision(
+            False, "redact", guard.policy.safe_message, joint.scores,
+            (*joint.reasons, "a word to mask was already released: stream ended"))
+
+
+class AsyncGuardedStream(AsyncIterator[str]):
+    """The checked text of a stream, from :meth:`OutputGuard.astream`; see its docstring.
+
+    Iterate it with ``async for``; ``await stream.aclose()`` (or ``contextlib.aclosing``) stops
+    it early and closes the source.
+    """
+
+    def __init__(self, texts: AsyncGenerator[str, None], state: GuardedStream) -> None:
+        self._texts = texts
+        self._state = state
+
+    @property
+    def stopped(self) -> GuardDecision | None:
+        """The decision that ended the stream early, as :attr:`GuardedStream.stopped`."""
+        return self._state.stopped
+
+    def __aiter__(self) -> AsyncGuardedStream:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self._texts.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop the stream and close its source."""
+        await self._texts.aclose()
 
 
 _TEXT_KEYS = ("generated_text", "summary_text", "translation_text")

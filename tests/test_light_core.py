@@ -10,7 +10,8 @@ PROBE = """
 import json, os, sys
 before = dict(os.environ)
 import guard, guard.registry, guard.errors, guard.data, guard.models
-heavy = [m for m in ("torch", "transformers", "datasets", "textattack", "opacus", "flair")
+heavy = [m for m in ("torch", "transformers", "datasets", "textattack", "opacus", "flair",
+                    "fastapi", "starlette", "uvicorn", "prometheus_client", "httpx", "ray")
          if m in sys.modules]
 changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))
 import logging
@@ -44,3 +45,13 @@ def test_the_attacks_wing_does_not_import_training() -> None:
     from guard.cache import cache_root
 
     assert nltk_data_dir() == cache_root() / "nltk_data"
+
+
+def test_only_guard_serve_imports_the_web_framework() -> None:
+    # the CLI registers `guard serve` (its flags come from ServeConfig) without the framework
+    probe = ("import sys, guard.cli, guard.serve.config; guard.cli.build_parser(); "
+             "print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn', 'prometheus_client') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

@@ -19,7 +19,7 @@ EXIT_USAGE = 2
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     from guard import __version__
-    from guard.cli import attack, chat, ls, report, scan, train, validate
+    from guard.cli import attack, chat, ls, report, scan, serve, train, validate
     from guard.cli import eval as eval_cmd
 
     parser = argparse.ArgumentParser(
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"metaverse-guard {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (train, eval_cmd, attack, report, validate, scan, chat, ls):
+    for module in (train, eval_cmd, attack, report, validate, scan, chat, serve, ls):
         module.add_parser(commands)
     return parser
 

@@ -1,9 +1,13 @@
-"""Parsing of ``NAME.OPTION=VALUE`` command-line options (suite and scorer options)."""
+"""Shared command-line options: ``NAME.OPTION=VALUE`` parsing, flags generated from configs."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+import types
+import typing
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from guard.errors import ConfigError
@@ -115,3 +119,31 @@ def renamed_flag(new_value: Any, old_value: Any, *, new: str, old: str, command:
     print(f"warning: `guard {command} {old}` is deprecated and goes in the next release; use "
           f"{new}", file=sys.stderr)
     return old_value
+
+
+def add_model_flags(parser: argparse.ArgumentParser, model: type[Any], flags: Mapping[str, str],
+                    *, default_note: Callable[[str, Any], str]) -> None:
+    """One flag per field of the pydantic ``model``: ``flags`` maps each field to its flag.
+
+    The flag's type comes from the annotation (``T | None`` gives ``T``), ``choices`` from a
+    ``Literal``, a ``bool`` is ``--flag/--no-flag``, and the help is the field's description
+    followed by ``default_note(name, default)`` in brackets. Every flag defaults to ``None``,
+    so a flag left out keeps the value of a config file or the model's default.
+    """
+    for name, flag in flags.items():
+        field = model.model_fields[name]
+        annotation = field.annotation
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+        text = (f"{field.description or name.replace('_', ' ')} "
+                f"({default_note(name, field.default)})")
+        options: dict[str, Any] = {"dest": name, "default": None,
+                                   "help": text.replace("%", "%%")}
+        if annotation is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(annotation) is typing.Literal:
+            options["choices"] = typing.get_args(annotation)
+        else:
+            options["type"] = annotation
+            options["metavar"] = flag[2:].upper().replace("-", "_")
+        parser.add_argument(flag, **options)

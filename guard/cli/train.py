@@ -10,8 +10,6 @@ default, so every generated flag defaults to ``None``. ``--out``, ``--config``, 
 from __future__ import annotations
 
 import argparse
-import types
-import typing
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -53,25 +51,10 @@ def _default_note(name: str, default: Any) -> str:
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per ``TrainConfig`` field (see the module docstring)."""
+    from guard.cli.options import add_model_flags
     from training.config import TrainConfig
 
-    for name, flag in config_flags().items():
-        field = TrainConfig.model_fields[name]
-        annotation = field.annotation
-        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-        text = f"{field.description or name.replace('_', ' ')} "
-        text += f"({_default_note(name, field.default)})"
-        options: dict[str, Any] = {"dest": name, "default": None,
-                                   "help": text.replace("%", "%%")}
-        if annotation is bool:
-            options["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(annotation) is typing.Literal:
-            options["choices"] = typing.get_args(annotation)
-        else:
-            options["type"] = annotation
-            options["metavar"] = flag[2:].upper().replace("-", "_")
-        parser.add_argument(flag, **options)
+    add_model_flags(parser, TrainConfig, config_flags(), default_note=_default_note)
 
 
 def add_parser(commands: Any) -> None:

@@ -173,14 +173,22 @@ class TokenStream:
     """Text pieces of one reply as the model writes them; ``close()`` stops the generation.
 
     Iterate it for the text; :attr:`timings` holds when each piece arrived (``perf_counter``
-    seconds) and :attr:`started` when generation was asked for.
+    seconds), :attr:`started` when generation was asked for and :attr:`prompt_tokens` the
+    length of the prompt.
     """
 
     _pieces: queue.Queue[tuple[str, float] | BaseException | None]
     _stop: threading.Event
     _thread: threading.Thread
+    _streamer: _TokenQueue
     started: float
+    prompt_tokens: int
     timings: list[float] = field(default_factory=list)
+
+    @property
+    def completion_tokens(self) -> int:
+        """Tokens generated so far (an end-of-sequence token included)."""
+        return len(self._streamer._ids)
 
     def __iter__(self) -> Iterator[str]:
         while True:
@@ -192,6 +200,10 @@ class TokenStream:
             text, at = item
             self.timings.append(at)
             yield text
+
+    def stop(self) -> None:
+        """Ask the generation to stop at its next token, without waiting for it."""
+        self._stop.set()
 
     def close(self) -> None:
         """Stop the generation (at its next token) and wait for its thread to end."""
@@ -314,8 +326,13 @@ class TutorGenerator(HFGenerator):
                            self.tokenizer.batch_decode(new, skip_special_tokens=True))
         return replies, tokens
 
-    def stream(self, prompt: str | Sequence[Message]) -> TokenStream:
+    def stream(self, prompt: str | Sequence[Message], *,
+               max_new_tokens: int | None = None) -> TokenStream:
         """Start writing the reply to one question (or conversation) in a background thread.
+
+        Args:
+            prompt: A student question (answered with the persona) or a whole conversation.
+            max_new_tokens: Most tokens in this reply (default: the tutor's ``max_new_tokens``).
 
         Returns:
             The reply's pieces as they come; close it to stop the generation early (the guard's
@@ -335,11 +352,14 @@ class TutorGenerator(HFGenerator):
                                   device=input_ids.device)
 
         sampling = self._sampling(0)
+        limit = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        if limit < 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, got {limit}")
 
         def run() -> None:
             try:
                 with torch.inference_mode():
-                    self.model.generate(**batch, max_new_tokens=self.max_new_tokens,
+                    self.model.generate(**batch, max_new_tokens=limit,
                                         pad_token_id=self.tokenizer.pad_token_id,
                                         streamer=streamer,
                                         stopping_criteria=StoppingCriteriaList([_Stop()]),
@@ -351,4 +371,5 @@ class TutorGenerator(HFGenerator):
         started = time.perf_counter()
         thread = threading.Thread(target=run, name="tutor-generate", daemon=True)
         thread.start()
-        return TokenStream(streamer.queue, stop, thread, started)
+        return TokenStream(streamer.queue, stop, thread, streamer, started,
+                           int(batch["input_ids"].shape[1]))

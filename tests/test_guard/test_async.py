@@ -484,3 +484,30 @@ def test_an_astream_dropped_before_its_first_item_closes_a_sync_source(
     del stream
     gc.collect()
     assert source.closed and source.produced == 0
+
+
+def test_astream_says_what_ended_it(profanity: LinearProfanityScorer) -> None:
+    guard = OutputGuard(profanity)
+
+    async def main() -> tuple[list[str], Any, list[str], Any, Any]:
+        blocked = guard.astream(["Hi there. ", "You are an idiot. ", "Bye."])
+        before = blocked.stopped
+        texts = await _collect(blocked)
+        finished = guard.astream(["Hi there. ", "Bye."])
+        rest = await _collect(finished)
+        return texts, blocked.stopped, rest, finished.stopped, before
+
+    texts, stopped, rest, none, before = asyncio.run(main())
+    assert texts == ["Hi there. ", SAFE] and before is None
+    assert stopped is not None and stopped.action == "block" and stopped.error is None
+    assert rest == ["Hi there. ", "Bye."] and none is None
+
+
+def test_the_batcher_property_shows_only_an_open_batcher(
+        profanity: LinearProfanityScorer) -> None:
+    guard = OutputGuard(profanity)
+    assert guard.batcher is None
+    batcher = guard.with_batcher(max_batch=4)
+    assert guard.batcher is batcher
+    batcher.close()
+    assert guard.batcher is None

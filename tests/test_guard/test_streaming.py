@@ -347,3 +347,19 @@ def test_the_window_shrinks_to_keep_joined_texts_within_max_chars(
     assert "".join(out) == text  # no check failed for length
     assert max(len(t) for t in recording.seen) <= 30
     assert max(len(t) for t in recording.seen) > len("the tour starts at noon. ")  # a window
+
+
+# -- what ended the stream ---------------------------------------------------------------------
+
+def test_stopped_holds_the_decision_that_ended_the_stream(guard: OutputGuard) -> None:
+    finished = guard.stream(["Welcome. ", "The tour starts at noon."])
+    assert list(finished) == ["Welcome. ", "The tour starts at noon."]
+    assert finished.stopped is None  # ran to its end
+    blocked = guard.stream(["Welcome. ", "You are an idiot. ", "Bye."])
+    assert blocked.stopped is None  # nothing decided yet
+    assert list(blocked) == ["Welcome. ", SAFE]
+    assert blocked.stopped is not None and blocked.stopped.action == "block"
+    assert blocked.stopped.scores["toxicity"] >= 0.5 and blocked.stopped.error is None
+    odd = guard.stream(["Welcome. ", 42])  # type: ignore[list-item]
+    assert list(odd) == ["Welcome. ", SAFE]
+    assert odd.stopped is not None and "not str" in (odd.stopped.error or "")
