@@ -18,9 +18,9 @@ RECIPES.register("input-reduction", "attacks.recipes:input_reduction",
 RECIPES.register("pwws", "attacks.recipes:pwws",
                  summary="PWWS (Ren et al. 2019): WordNet synonyms; needs NLTK WordNet")
 RECIPES.register("textfooler-offline", "attacks.recipes:textfooler_offline",
-                 summary="TextFooler-like from local parts: model embeddings, MiniLM similarity")
+                 summary="TextFooler (Jin et al. 2019) offline: counter-fitted GloVe, USE")
 RECIPES.register("a2t-offline", "attacks.recipes:a2t_offline",
-                 summary="A2T-like from local parts: model embeddings, MiniLM similarity")
+                 summary="A2T (Yoo & Qi 2021) offline: counter-fitted GloVe, MiniLM similarity")
 RECIPES.register("textfooler", "attacks.recipes:textfooler",
                  summary="TextFooler (Jin et al. 2019) as published: needs hub resources")
 RECIPES.register("a2t", "attacks.recipes:a2t",

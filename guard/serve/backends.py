@@ -130,7 +130,7 @@ class TutorBackend:
     def description(self) -> str:
         """The model's source."""
         source = getattr(self.tutor, "source", None)
-        return f"local model {getattr(source, 'name', None) or type(self.tutor).__name__}"
+        return f"local model {getattr(source, 'location', None) or type(self.tutor).__name__}"
 
     def conversation(self, request: ChatCompletionRequest) -> list[dict[str, str]]:
         """The request's messages, after the persona when they bring no system message."""

@@ -81,8 +81,8 @@ class ServeConfig(BaseModel):
                                   "streamed segment is checked together with, to catch a "
                                   "harmful phrase split across segments")
     fail_open: bool = Field(False, description="let unchecked text through when the guard "
-                            "cannot score (a warning is logged each time); off: the safe "
-                            "message is sent instead")
+                            "cannot score (with a warning); off: the safe message is sent "
+                            "instead")
     device: str = Field("auto", description="where the local model runs: auto, cpu, cuda, "
                         "cuda:N")
     trust_remote_code: bool = Field(False, description="run code shipped with a hub model")
