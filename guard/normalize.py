@@ -729,6 +729,7 @@ def _join_split(text: str, origin: list[int]) -> tuple[str, list[int]]:
     if not pairs:
         return text, origin
     rank = _lexicon().rank
+    targets = _target_set()
     drop: list[int] = []  # the spaces to remove
     for match in pairs:
         a, b = match.group(1), match.group(2)
@@ -737,6 +738,8 @@ def _join_split(text: str, origin: list[int]) -> tuple[str, list[int]]:
             continue  # its left piece was just joined to the one before: the next round
         if _common(a, rank) and _common(b, rank):
             continue  # "pen is"
+        if a in targets and _common(b, rank):
+            continue  # "fuck in": the piece is the word already, the next one is a word too
         # a one-letter piece must not be part of a spaced run
         if len(a) == 1 and _SINGLE_BEFORE.search(text[max(0, match.start() - 3):match.start()]):
             continue
