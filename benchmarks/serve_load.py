@@ -164,7 +164,7 @@ def _server_child(conn: Any, upstream_url: str, serve: dict[str, Any],
             faulty = FaultyScorer(inner, **faults)
             guard = _counting_guard(OutputGuard)(faulty, recommended_policy(inner),
                                                  deadline_s=serve["check_deadline_s"],
-                                                 max_abandoned=2)  # ServeConfig's default
+                                                 max_abandoned=ServeConfig().max_hung_checks)
         app = create_app(ServeConfig(upstream=upstream_url + "/v1", **serve), guard=guard)
         with running(app) as url:
             server = app.state.server

@@ -121,6 +121,15 @@ def renamed_flag(new_value: Any, old_value: Any, *, new: str, old: str, command:
     return old_value
 
 
+def shown_default(value: Any) -> str:
+    """A default value as ``--help`` shows it: ``none``, ``on``/``off``, ``0.5``, ``cpu``."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def add_model_flags(parser: argparse.ArgumentParser, model: type[Any], flags: Mapping[str, str],
                     *, default_note: Callable[[str, Any], str]) -> None:
     """One flag per field of the pydantic ``model``: ``flags`` maps each field to its flag.

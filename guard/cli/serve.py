@@ -17,11 +17,9 @@ def _flags() -> dict[str, str]:
 
 
 def _default_note(name: str, default: Any) -> str:
-    if default is None:
-        return "default: none"
-    if isinstance(default, bool):
-        return f"default: {'on' if default else 'off'}"
-    return f"default: {default:g}" if isinstance(default, float) else f"default: {default}"
+    from guard.cli.options import shown_default
+
+    return f"default: {shown_default(default)}"
 
 
 def add_parser(commands: Any) -> None:

@@ -32,14 +32,8 @@ def config_flags() -> dict[str, str]:
 
 
 def _default_note(name: str, default: Any) -> str:
+    from guard.cli.options import shown_default as shown
     from training.config import MODE_DEFAULTS
-
-    def shown(value: Any) -> str:
-        if value is None:
-            return "none"
-        if isinstance(value, bool):
-            return "on" if value else "off"
-        return f"{value:g}" if isinstance(value, float) else str(value)
 
     if name in MODE_DEFAULTS["clean"]:
         return (f"default: {shown(MODE_DEFAULTS['clean'][name])}; "

@@ -86,8 +86,7 @@ class ApiError(Exception):
         super().__init__(message)
 
 
-def _endpoint(path: str) -> str:
-    return {"/v1/chat/completions": "chat", "/v1/moderations": "moderations"}.get(path, "other")
+_ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/moderations": "moderations"}
 
 
 def _cause(error: str) -> str:
@@ -118,7 +117,7 @@ class _Gatekeeper:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        endpoint = _endpoint(scope["path"])
+        endpoint = _ENDPOINTS.get(scope["path"], "other")
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -133,11 +132,11 @@ class _Gatekeeper:
                                     (b"content-length", str(len(data)).encode())]})
             await send({"type": "http.response.body", "body": data})
 
+        too_large = error_body(f"the request body is larger than {limit} bytes",
+                               type="invalid_request_error", code="request_too_large")
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await send_json(413, error_body(f"the request body is larger than {limit} bytes",
-                                            type="invalid_request_error",
-                                            code="request_too_large"))
+            await send_json(413, too_large)
             self._record(endpoint, status, started)
             return
         received = 0
@@ -150,9 +149,7 @@ class _Gatekeeper:
                 received += len(message.get("body", b""))
                 if received > limit:
                     # answer here: the framework turns a failure to read the body into a 400
-                    await send_json(413, error_body(f"the request body is larger than {limit} "
-                                                    "bytes", type="invalid_request_error",
-                                                    code="request_too_large"))
+                    await send_json(413, too_large)
                     answered = True
                     return {"type": "http.disconnect"}
             return message

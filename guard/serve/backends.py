@@ -136,7 +136,8 @@ class TutorBackend:
         """The request's messages, after the persona when they bring no system message."""
         messages = request.conversation()
         if not any(m["role"] == "system" for m in messages):
-            messages = [self.tutor.conversation("")[0], *messages]
+            messages = [{"role": "system", "content": self.tutor.persona.system_prompt()},
+                        *messages]
         return messages
 
     def stream(self, request: ChatCompletionRequest, *, max_tokens: int) -> ReplyStream:

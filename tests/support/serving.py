@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -11,6 +12,13 @@ HARMFUL = "Sure thing. " + HARMFUL_TAIL
 
 #: ``serve(guard=..., backend=..., **settings)``: a context manager yielding a live URL.
 ServeFactory = Callable[..., AbstractContextManager[str]]
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def scripted_reply(question: str) -> str:

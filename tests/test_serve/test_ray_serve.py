@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ ray_serve = pytest.importorskip("ray.serve", reason="needs Ray Serve: pip instal
 httpx = pytest.importorskip("httpx")
 
 import ray  # noqa: E402
-from serving import HARMFUL_TAIL, scripted_reply  # noqa: E402
+from serving import HARMFUL_TAIL, free_port, scripted_reply  # noqa: E402
 
 from guard.errors import ConfigError  # noqa: E402
 from guard.serve.config import ServeConfig  # noqa: E402
@@ -29,19 +28,13 @@ HARMFUL = "You are a worthless idiot and I will kill you."
 BENIGN = "The castle gate opens at dawn, so bring your map and a lantern."
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def proxy() -> Iterator[str]:
     """A local two-CPU Ray instance with Serve's proxy on a free loopback port; its URL."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        port = _free_port()
+        port = free_port()
         ray_serve.start(http_options={"host": "127.0.0.1", "port": port})
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -104,7 +97,7 @@ def test_a_replica_that_cannot_start_never_serves(proxy: str, tmp_path: Path) ->
     # num_cpus 0: it must not wait for the CPUs another test's replicas may still hold
     app = app_builder({"name": "no-keys", "num_cpus": "0",
                        "api_keys_file": str(tmp_path / "missing.txt"),
-                       "upstream": f"http://127.0.0.1:{_free_port()}/v1"})
+                       "upstream": f"http://127.0.0.1:{free_port()}/v1"})
     with pytest.raises(RuntimeError, match="no-keys"):
         ray_serve.run(app, name="no-keys", route_prefix="/no-keys")
     assert ray_serve.status().applications["no-keys"].status == "DEPLOY_FAILED"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator, Sequence
 
@@ -11,7 +10,7 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from serving import BENIGN, ServeFactory
+from serving import BENIGN, ServeFactory, free_port
 
 from guard.output_guard import OutputGuard
 from guard.scorers import build_scorer, recommended_policy
@@ -211,14 +210,8 @@ def test_an_empty_key_file_is_refused_before_serving(tmp_path) -> None:
 
 # -- upstream failures ------------------------------------------------------------------------
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_an_upstream_that_is_down_gives_502(serve: ServeFactory) -> None:
-    with serve(upstream=f"http://127.0.0.1:{_closed_port()}/v1") as url:
+    with serve(upstream=f"http://127.0.0.1:{free_port()}/v1") as url:
         whole, streamed = _chat(url, "hi"), _chat(url, "hi", stream=True)
         failures = _metric(url, "guard_upstream_errors_total")
     for response in (whole, streamed):
