@@ -21,6 +21,8 @@ RECIPES.register("textfooler-offline", "attacks.recipes:textfooler_offline",
                  summary="TextFooler (Jin et al. 2019) offline: counter-fitted GloVe, USE")
 RECIPES.register("a2t-offline", "attacks.recipes:a2t_offline",
                  summary="A2T (Yoo & Qi 2021) offline: counter-fitted GloVe, MiniLM similarity")
+RECIPES.register("bae-offline", "attacks.recipes:bae_offline",
+                 summary="BAE-R (Garg & Ramakrishnan 2020) offline: SmolLM2 proposals, USE")
 RECIPES.register("textfooler", "attacks.recipes:textfooler",
                  summary="TextFooler (Jin et al. 2019) as published: needs hub resources")
 RECIPES.register("a2t", "attacks.recipes:a2t",

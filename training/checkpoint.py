@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,7 @@ def write_checkpoint(
     tokenizer: PreTrainedTokenizerBase,
     manifest: Mapping[str, Any],
     extra_files: Mapping[str, str] | None = None,
+    extra_writers: Sequence[Callable[[Path], None]] = (),
 ) -> Path:
     """Save a checkpoint into ``out`` all at once.
 
@@ -71,6 +72,8 @@ def write_checkpoint(
         tokenizer: Its tokenizer.
         manifest: Provenance to record; file hashes are added under ``"files"``.
         extra_files: Name -> text of further files to include (e.g. ``responses.json``).
+        extra_writers: Called with the staging folder to write further files (e.g. a
+            substitution smoother's), before the manifest hashes them.
 
     Returns:
         The checkpoint folder.
@@ -82,6 +85,8 @@ def write_checkpoint(
         tokenizer.save_pretrained(staging)
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text, encoding="utf-8")
+        for writer in extra_writers:
+            writer(staging)
         files = {p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.is_file()}
         record = {"schema_version": MANIFEST_SCHEMA_VERSION, **manifest, "files": files}
         (staging / MANIFEST_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

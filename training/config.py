@@ -91,6 +91,25 @@ class TrainConfig(BaseModel):
                            "checkpoint then lists). Defaults: 'train' for adversarial, "
                            "'public' for adversarial+dp, 'off' otherwise; private modes "
                            "allow 'off' or 'public'")
+    substitution_defence: Literal["off", "safer", "sem"] = Field(
+        "off", description="defence against word-substitution attacks, built from "
+                           "counter-fitted GloVe neighbours and saved with the checkpoint "
+                           "(attacks extra to train): 'safer' trains on copies with words "
+                           "swapped at random within their neighbour sets, and the checkpoint "
+                           "reads every input as safer_samples such copies and answers with "
+                           "their mean probability (SAFER, Ye et al. 2020; safer_samples "
+                           "forward passes per input); 'sem' maps every word to the "
+                           "representative of its synonym cluster, in training and at "
+                           "inference (Wang et al. 2021; no extra forward passes)")
+    substitution_set_size: int = Field(8, ge=1, le=50,
+                                       description="safer / sem: most neighbours in a word's "
+                                                   "set or cluster")
+    substitution_min_cos_sim: float = Field(0.7, ge=-1.0, le=1.0,
+                                            description="safer / sem: least counter-fitted "
+                                                        "cosine of a neighbour in a set or "
+                                                        "cluster")
+    safer_samples: int = Field(8, ge=1, le=256, description="safer: perturbed copies read per "
+                                                             "input at inference")
     dp_epsilon: float | None = Field(8.0, gt=0.0, description="dp: privacy budget to spend")
     dp_delta: float = Field(1e-5, gt=0.0, lt=1.0,
                             description="dp: delta, below 1 / the number of training examples")

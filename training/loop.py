@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from guard.models.substitution_smoothing import SubstitutionSmoother
+    from guard.models.synonym_encoding import SynonymEncoder
     from guard.models.word_recognition import WordRecognizer
 
 
@@ -119,6 +121,11 @@ class Trainer:
         distributed: This process's place in a data-parallel run (default: one process).
         word_recognizer: Corrects every text before tokenization, in training and evaluation
             alike (``config.word_recognition``).
+        smoother: SAFER's randomised substitution (``config.substitution_defence``): each
+            training row is read as one perturbed copy, drawn anew every epoch (the base
+            classifier of Ye et al. 2020); evaluation reads the texts as they are.
+        synonym_encoder: SEM's synonym encoding, applied to every text after the recogniser,
+            in training and evaluation alike.
     """
 
     #: Messages of ``UserWarning`` s that training silences (a subclass's known noise).
@@ -137,9 +144,13 @@ class Trainer:
         resume_from: TrainingState | None = None,
         distributed: DistributedContext | None = None,
         word_recognizer: WordRecognizer | None = None,
+        smoother: SubstitutionSmoother | None = None,
+        synonym_encoder: SynonymEncoder | None = None,
     ) -> None:
         self.model = model
         self.word_recognizer = word_recognizer
+        self.smoother = smoother
+        self.synonym_encoder = synonym_encoder
         self.dist = distributed or DistributedContext()
         self.tokenizer = tokenizer
         self.train_data = train
@@ -168,7 +179,8 @@ class Trainer:
         self._virtual_step = 0.0
         self.context = TrainingContext(
             model=model, tokenizer=tokenizer, train=train, validation=validation, config=config,
-            distributed=self.dist, word_recognizer=word_recognizer)
+            distributed=self.dist, word_recognizer=word_recognizer,
+            synonym_encoder=synonym_encoder)
         for callback in callbacks:
             self.add_callback(callback)
 
@@ -177,9 +189,17 @@ class Trainer:
         callback.bind(self.context)
         self.callbacks.insert(0 if first else len(self.callbacks), callback)
 
-    def _encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+    def _encode(self, texts: Sequence[str], *, training: bool = False) -> dict[str, torch.Tensor]:
+        """Tokenize after the recogniser, the encoder and (``training``) a smoother's draw."""
         if self.word_recognizer is not None:
             texts = [self.word_recognizer.correct(text) for text in texts]
+        if self.synonym_encoder is not None:
+            texts = [self.synonym_encoder.encode(text) for text in texts]
+        if training and self.smoother is not None:
+            # Seeded by the row's text and the epoch alone: a resumed run draws the same
+            # copies, and in private training a record's copy depends on that record only.
+            salt = f"train:{self.config.seed}:{self.state.epoch}"
+            texts = [self.smoother.perturb(text, salt=salt) for text in texts]
         batch = self.tokenizer(list(texts), padding=True, truncation=True,
                                max_length=self.config.max_length, return_tensors="pt")
         return {k: v.to(self.model.device) for k, v in batch.items()}
@@ -273,7 +293,7 @@ class Trainer:
             self._optimizer_step(batch)
             return None
         targets = self._targets(batch.labels)
-        out = self._forward(**self._encode(batch.texts), labels=targets)
+        out = self._forward(**self._encode(batch.texts, training=True), labels=targets)
         (out.loss * batch.loss_weight).backward()
         self._optimizer_step(batch)
         return StepResult(loss=float(out.loss.detach()),

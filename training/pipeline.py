@@ -1,8 +1,9 @@
 """The training pipeline: from data to a checkpoint in every mode (clean, adversarial, dp, both).
 
-:func:`fine_tune` loads the data and the backbone, builds the word recogniser and the callbacks
-the mode needs, runs the trainer (:class:`training.loop.Trainer`, or the DP-SGD
-:class:`training.privacy.PrivateTrainer`) and writes the checkpoint with its manifest.
+:func:`fine_tune` loads the data and the backbone, builds the word recogniser, the substitution
+defence (SAFER's sets or SEM's clusters) and the callbacks the mode needs, runs the trainer
+(:class:`training.loop.Trainer`, or the DP-SGD :class:`training.privacy.PrivateTrainer`) and
+writes the checkpoint with its manifest.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from guard.data import BUNDLED, bundled_dir, load_splits
+from guard.data import BUNDLED, TextDataset, bundled_dir, load_splits
 from guard.errors import DataError
 from guard.models.responder import RESPONSES_FILE
 from guard.models.source import (
@@ -24,6 +25,12 @@ from guard.models.source import (
     resolve_model,
     transformers_errors_only,
 )
+from guard.models.substitution_smoothing import (
+    SMOOTHING_FILE,
+    SMOOTHING_TABLE_FILE,
+    SubstitutionSmoother,
+)
+from guard.models.synonym_encoding import SYNONYM_ENCODING_FILE, SynonymEncoder
 from guard.models.word_recognition import WORD_RECOGNIZER_FILE, WordRecognizer, public_words
 from guard.provenance import environment, package_versions, sha256_model_dir
 from training.callbacks import EarlyStoppingCallback, ProgressCallback, TrainerCallback
@@ -93,10 +100,16 @@ def fine_tune(
         resume: Continue the interrupted run saved in ``<out>.resume`` (same ``config``); the
             result equals that of an uninterrupted run.
 
+    With ``config.substitution_defence="safer"`` the test metrics are those of the smoothed
+    classifier the checkpoint becomes (``"smoothed": 1.0``); the training-time attacks of the
+    adversarial modes query the model without the smoother (with the word recogniser and a SEM
+    encoder, which cost nothing).
+
     Returns:
         The checkpoint folder and its manifest.
 
     Raises:
+        MissingExtraError: If a substitution defence is asked for without the attacks extra.
         DataError: If the data is missing or invalid.
         ModelNotFoundError: If the backbone cannot be found or loaded.
         ConfigError: If ``out`` cannot be written, or there is no state to resume.
@@ -146,6 +159,8 @@ def _fine_tune(
         from training.adversarial import AdversarialAugmentationCallback
 
         adversarial = AdversarialAugmentationCallback(config)
+    smoother = _build_smoother(config) if config.substitution_defence == "safer" else None
+    encoder = _build_encoder(config) if config.substitution_defence == "sem" else None
     recognizer = None
     if config.word_recognition != "off":
         recognizer = WordRecognizer.build(config.word_recognition, public_words(tokenizer),
@@ -162,13 +177,16 @@ def _fine_tune(
                    EarlyStoppingCallback(patience=config.patience, min_delta=config.min_delta),
                    *callbacks),
         state_dir=state_dir, resume_from=saved, distributed=context,
-        word_recognizer=recognizer,
+        word_recognizer=recognizer, smoother=smoother, synonym_encoder=encoder,
     )
     started = time.perf_counter()
     state = trainer.train()
     seconds = time.perf_counter() - started
     test_metrics: dict[str, float] = {}
-    if splits.test is not None:
+    if splits.test is not None and smoother is not None:
+        test_metrics = _smoothed_metrics(model, tokenizer, config, recognizer, smoother,
+                                         splits.test)
+    elif splits.test is not None:
         test_loss, test_accuracy = trainer.evaluate(splits.test)
         test_metrics = {"loss": test_loss, "accuracy": test_accuracy, "n": float(len(splits.test))}
     manifest = {
@@ -208,6 +226,13 @@ def _fine_tune(
         manifest["word_recognition"] = {
             "source": recognizer.source, "training_words": len(recognizer.training_counts),
             "public_words": len(recognizer.public), "file": WORD_RECOGNIZER_FILE}
+    if smoother is not None:
+        manifest["substitution_defence"] = {
+            "method": "safer", "samples": smoother.samples, **smoother.provenance,
+            "files": [SMOOTHING_FILE, SMOOTHING_TABLE_FILE]}
+    if encoder is not None:
+        manifest["substitution_defence"] = {"method": "sem", **encoder.provenance,
+                                            "files": [SYNONYM_ENCODING_FILE]}
     privacy = getattr(trainer, "privacy", None)
     if privacy:
         manifest["privacy"] = privacy
@@ -225,8 +250,57 @@ def _fine_tune(
         extra = {RESPONSES_FILE: responses} if responses is not None else {}
         if recognizer is not None:
             extra[WORD_RECOGNIZER_FILE] = recognizer.to_json()
+        if encoder is not None:
+            extra[SYNONYM_ENCODING_FILE] = encoder.to_json()
         write_checkpoint(out_path, model=model, tokenizer=tokenizer, manifest=manifest,
-                         extra_files=extra)
+                         extra_files=extra,
+                         extra_writers=(smoother.save,) if smoother else ())
         discard_training_state(state_dir)  # the run is complete: nothing to resume
     context.barrier()  # the other processes return once the checkpoint exists
     return TrainResult(out_path, json.loads((out_path / "manifest.json").read_text()))
+
+
+def _neighbour_source() -> tuple[Any, frozenset[str], dict[str, str]]:
+    """The counter-fitted vectors, the words never substituted and their provenance."""
+    from attacks.recipes import counterfitted_vectors, textfooler_stopwords
+
+    vectors = counterfitted_vectors()
+    return vectors, textfooler_stopwords(), {"vectors": vectors.manifest["key"],
+                                             "vectors_source": vectors.manifest["method"],
+                                             "protected": "TextFooler's stopwords"}
+
+
+def _build_smoother(config: TrainConfig) -> SubstitutionSmoother:
+    """SAFER's perturbation sets from the counter-fitted GloVe vectors (attacks extra)."""
+    vectors, protected, provenance = _neighbour_source()
+    return SubstitutionSmoother.from_neighbours(
+        vectors.words, vectors.nn, vectors.matrix, size=config.substitution_set_size,
+        min_cos_sim=config.substitution_min_cos_sim, protected=protected,
+        samples=config.safer_samples, seed=config.seed, provenance=provenance)
+
+
+def _build_encoder(config: TrainConfig) -> SynonymEncoder:
+    """SEM's synonym clusters from the counter-fitted GloVe vectors (attacks extra)."""
+    vectors, protected, provenance = _neighbour_source()
+    return SynonymEncoder.from_neighbours(
+        vectors.words, vectors.nn, vectors.matrix, size=config.substitution_set_size,
+        min_cos_sim=config.substitution_min_cos_sim, protected=protected,
+        provenance=provenance)
+
+
+def _smoothed_metrics(model: Any, tokenizer: Any, config: TrainConfig,
+                      recognizer: WordRecognizer | None, smoother: SubstitutionSmoother,
+                      test: TextDataset) -> dict[str, float]:
+    """Test accuracy and loss of the smoothed classifier, as the checkpoint will answer."""
+    import numpy as np
+
+    from guard.models.classifier import HFClassifier
+
+    classifier = HFClassifier(model, tokenizer, max_length=config.max_length,
+                              word_recognizer=recognizer, smoother=smoother)
+    probs = classifier.predict_proba(list(test.texts))
+    column = [classifier.labels.index(label) for label in test.labels]
+    chosen = probs[np.arange(len(column)), column]
+    return {"loss": float(-np.log(np.maximum(chosen, 1e-30)).mean()),
+            "accuracy": float((probs.argmax(axis=1) == np.array(column)).mean()),
+            "n": float(len(test)), "smoothed": 1.0}

@@ -214,7 +214,7 @@ class PrivateTrainer(Trainer):
         else:
             records = batch.records
             targets = self._targets(batch.labels)
-            logits = dp.model(**self._encode(batch.texts)).logits
+            logits = dp.model(**self._encode(batch.texts, training=True)).logits
             loss = dp.criterion(logits, targets)
             loss.backward()
             if batch.sources is not None and len(batch.sources) > records:

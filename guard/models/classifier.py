@@ -17,6 +17,8 @@ from guard.models.source import (
     resolve_model,
     token_limit,
 )
+from guard.models.substitution_smoothing import SubstitutionSmoother
+from guard.models.synonym_encoding import SynonymEncoder
 from guard.models.word_recognition import WordRecognizer
 from guard.provenance import sha256_model_dir
 
@@ -45,6 +47,13 @@ class HFClassifier:
         source: Where the model came from (recorded in results).
         word_recognizer: Applied to every input before tokenization (a checkpoint trained with
             word recognition carries one; :meth:`from_pretrained` loads it).
+        smoother: Randomised synonym substitution with a vote (SAFER): every input is read as
+            ``smoother.samples`` perturbed copies and answered with their mean probability
+            (a checkpoint trained with ``substitution_defence="safer"`` carries one). It costs
+            ``samples`` forward passes per input.
+        synonym_encoder: Maps every word to its synonym cluster's representative after the
+            word recogniser (SEM; a checkpoint trained with ``substitution_defence="sem"``
+            carries one).
     """
 
     def __init__(
@@ -56,9 +65,13 @@ class HFClassifier:
         batch_size: int = 32,
         source: ModelSource | None = None,
         word_recognizer: WordRecognizer | None = None,
+        smoother: SubstitutionSmoother | None = None,
+        synonym_encoder: SynonymEncoder | None = None,
     ) -> None:
         self.model = model.eval()
         self.word_recognizer = word_recognizer
+        self.smoother = smoother
+        self.synonym_encoder = synonym_encoder
         self.tokenizer = tokenizer
         self.max_length = token_limit(model.config, max_length)
         self.batch_size = batch_size
@@ -101,9 +114,11 @@ class HFClassifier:
                                          what="a sequence classifier",
                                          trust_remote_code=trust_remote_code)
         net.to(pick_device(device))
-        recognizer = WordRecognizer.load(source.location) if source.kind == "local" else None
+        local = source.kind == "local"
         return cls(net, tokenizer, max_length=max_length, batch_size=batch_size, source=source,
-                   word_recognizer=recognizer)
+                   word_recognizer=WordRecognizer.load(source.location) if local else None,
+                   smoother=SubstitutionSmoother.load(source.location) if local else None,
+                   synonym_encoder=SynonymEncoder.load(source.location) if local else None)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -122,13 +137,22 @@ class HFClassifier:
             self._fingerprint = sha256_model_dir(self.source.location)
         return self._fingerprint
 
-    def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+    def read(self, texts: Sequence[str]) -> list[str]:
+        """The texts as the model reads them: corrected, then synonym-encoded (if it has those)."""
+        out = list(texts)
+        if self.word_recognizer is not None:
+            out = [self.word_recognizer.correct(text) for text in out]
+        if self.synonym_encoder is not None:
+            out = [self.synonym_encoder.encode(text) for text in out]
+        return out
+
+    def encode(self, texts: Sequence[str], *, read: bool = True) -> dict[str, torch.Tensor]:
         """Tokenize a batch, padded to its longest member (never to the model maximum).
 
-        With a word recogniser, the texts are corrected first.
+        With ``read``, the texts pass through :meth:`read` first.
         """
-        if self.word_recognizer is not None:
-            texts = [self.word_recognizer.correct(text) for text in texts]
+        if read:
+            texts = self.read(texts)
         with self._tokenizer_lock:
             batch = self.tokenizer(
                 list(texts), padding=True, truncation=True, max_length=self.max_length,
@@ -137,14 +161,29 @@ class HFClassifier:
         return {name: tensor.to(self.model.device) for name, tensor in batch.items()}
 
     def logits(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
-        """Raw logits, shape ``(len(texts), len(labels))``, in input order."""
+        """Logits, shape ``(len(texts), len(labels))``, in input order.
+
+        The model's raw logits; with a smoother, the log of the copies' mean probability
+        (whose softmax is that mean).
+        """
+        if self.smoother is None:
+            return self._model_logits(texts, read=True)
+        # correct misspellings, then perturb the words
+        copies = [copy for text in self.read(texts) for copy in self.smoother.copies(text)]
+        logits = self._model_logits(copies, read=False)
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        return np.log(np.maximum(self.smoother.vote(probs), 1e-30))  # type: ignore[no-any-return]
+
+    def _model_logits(self, texts: Sequence[str], *, read: bool) -> npt.NDArray[np.float64]:
         import torch
 
         out = np.empty((len(texts), len(self._labels)), dtype=np.float64)
         with torch.inference_mode():
             for idx in length_sorted_batches(texts, self.batch_size):
-                batch_logits = self.model(**self.encode([texts[i] for i in idx])).logits
-                out[idx] = batch_logits.float().cpu().numpy()
+                batch = self.encode([texts[i] for i in idx], read=read)
+                out[idx] = self.model(**batch).logits.float().cpu().numpy()
         return out
 
     def predict_proba(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:

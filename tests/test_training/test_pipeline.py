@@ -255,3 +255,44 @@ def test_dp_bad_configs_are_rejected(tmp_path: Path, tiny_bert_dir: Path) -> Non
                         dp_centroid_noise=1.0)
     with pytest.raises(ConfigError, match=r"centroid release \(dp_centroid_noise\) alone spends"):
         fine_tune(small, out=tmp_path / "y", progress=False)
+
+
+def test_safer_trains_on_perturbed_copies_and_ships_its_smoother(
+        tmp_path: Path, tiny_classifier_dir: Path) -> None:
+    """The real counter-fitted sets: trained on, saved, hashed, loaded and voted with."""
+    from guard.data import load_splits
+    from guard.models.substitution_smoothing import (
+        SMOOTHING_FILE,
+        SMOOTHING_TABLE_FILE,
+        SubstitutionSmoother,
+    )
+    from training.loop import Trainer
+
+    config = TrainConfig(model=str(tiny_classifier_dir), epochs=1, batch_size=64,
+                         max_length=32, substitution_defence="safer", safer_samples=4)
+    result = fine_tune(config, out=tmp_path / "safer", progress=False)
+    manifest = result.manifest
+    defence = manifest["substitution_defence"]
+    assert defence["method"] == "safer" and defence["samples"] == 4
+    assert defence["perturbable_words"] > 10_000 and defence["size"] == 8
+    assert {SMOOTHING_FILE, SMOOTHING_TABLE_FILE} <= set(manifest["files"])
+    assert manifest["metrics"]["test"]["smoothed"] == 1.0
+    smoother = SubstitutionSmoother.load(result.checkpoint)
+    assert smoother is not None and smoother.samples == 4
+    assert "film" in smoother.perturbation_set("movie")
+    assert smoother.perturbation_set("not") == ("not",)  # TextFooler's stopwords stay
+    loaded = HFClassifier.from_pretrained(result.checkpoint, device="cpu")
+    assert loaded.smoother == smoother
+
+    # Training reads one perturbed copy per row, drawn anew each epoch; evaluation the text.
+    splits = load_splits("bundled")
+    trainer = Trainer(loaded.model, loaded.tokenizer, train=splits.train,
+                      validation=splits.validation, config=config, smoother=smoother)
+    text = "Book two museum tickets for the big concert tonight please"
+    plain = trainer._encode([text])["input_ids"].tolist()
+    noisy = trainer._encode([text], training=True)["input_ids"].tolist()
+    expected = smoother.perturb(text, salt=f"train:{config.seed}:0")
+    assert expected != text
+    assert noisy == trainer._encode([expected])["input_ids"].tolist() != plain
+    trainer.state.epoch = 1
+    assert trainer._encode([text], training=True)["input_ids"].tolist() != noisy
