@@ -79,7 +79,8 @@ def close_neighbours(words: Sequence[str], neighbours: np.ndarray, matrix: np.nd
     return candidates, np.einsum("nd,nkd->nk", matrix, matrix[candidates]) >= min_cos_sim
 
 
-def _in_case_of(word: str, like: str) -> str:
+def match_case(word: str, like: str) -> str:
+    """``word`` in the case of ``like``: UPPER (two letters or more), Capitalised or as is."""
     if like.isupper() and len(like) > 1:
         return word.upper()
     return word.capitalize() if like[0].isupper() else word
@@ -194,7 +195,7 @@ class SubstitutionSmoother:
             if row is None or self._sizes[row] < 2:
                 return word
             pick = int(self.sets[row, int(u * self._sizes[row])])
-            return word if pick == row else _in_case_of(self.words[pick], word)
+            return word if pick == row else match_case(self.words[pick], word)
 
         return _WORD.sub(swap, text)
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from guard.errors import ModelNotFoundError
-from guard.models.substitution_smoothing import close_neighbours
+from guard.models.substitution_smoothing import close_neighbours, match_case
 
 #: File name of a saved encoder inside a checkpoint folder.
 SYNONYM_ENCODING_FILE = "synonym_encoding.json"
@@ -97,11 +97,7 @@ class SynonymEncoder:
         def swap(match: re.Match[str]) -> str:
             word = match.group(0)
             code = self.codes.get(word.lower())
-            if code is None:
-                return word
-            if word.isupper() and len(word) > 1:
-                return code.upper()
-            return code.capitalize() if word[0].isupper() else code
+            return word if code is None else match_case(code, word)
 
         return _WORD.sub(swap, text)
 
