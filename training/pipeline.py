@@ -1,9 +1,9 @@
 """The training pipeline: from data to a checkpoint in every mode (clean, adversarial, dp, both).
 
 :func:`fine_tune` loads the data and the backbone, builds the word recogniser, the substitution
-defence (SAFER's sets or SEM's clusters) and the callbacks the mode needs, runs the trainer
-(:class:`training.loop.Trainer`, or the DP-SGD :class:`training.privacy.PrivateTrainer`) and
-writes the checkpoint with its manifest.
+defence (SAFER's sets, SEM's clusters or ASCC's candidate table) and the callbacks the mode
+needs, runs the trainer (:class:`training.loop.Trainer`, or the DP-SGD
+:class:`training.privacy.PrivateTrainer`) and writes the checkpoint with its manifest.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from guard.provenance import environment, package_versions, sha256_model_dir
 from training.callbacks import EarlyStoppingCallback, ProgressCallback, TrainerCallback
 from training.checkpoint import check_writable_out, write_checkpoint
 from training.config import TrainConfig
+from training.convex_substitution import ConvexSubstitutionAdversary, TokenSubstitutes
 from training.distributed import DistributedContext, context_from_environment, process_group
 from training.loop import Trainer, seed_everything
 from training.resume import discard_training_state, load_training_state, resume_dir_for
@@ -161,6 +162,8 @@ def _fine_tune(
         adversarial = AdversarialAugmentationCallback(config)
     smoother = _build_smoother(config) if config.substitution_defence == "safer" else None
     encoder = _build_encoder(config) if config.substitution_defence == "sem" else None
+    convex = (_build_convex_adversary(config, tokenizer)
+              if config.substitution_defence == "ascc" else None)
     recognizer = None
     if config.word_recognition != "off":
         recognizer = WordRecognizer.build(config.word_recognition, public_words(tokenizer),
@@ -178,6 +181,7 @@ def _fine_tune(
                    *callbacks),
         state_dir=state_dir, resume_from=saved, distributed=context,
         word_recognizer=recognizer, smoother=smoother, synonym_encoder=encoder,
+        convex_adversary=convex,
     )
     started = time.perf_counter()
     state = trainer.train()
@@ -233,6 +237,13 @@ def _fine_tune(
     if encoder is not None:
         manifest["substitution_defence"] = {"method": "sem", **encoder.provenance,
                                             "files": [SYNONYM_ENCODING_FILE]}
+    if convex is not None:
+        manifest["substitution_defence"] = {
+            "method": "ascc", "steps": convex.steps, "step_size": convex.step_size,
+            "beta": convex.beta, "set_size": config.substitution_set_size,
+            "min_cos_sim": config.substitution_min_cos_sim,
+            "substitutable_tokens": convex.substitutes.substitutable,
+            **convex.substitutes.provenance, "files": []}
     privacy = getattr(trainer, "privacy", None)
     if privacy:
         manifest["privacy"] = privacy
@@ -286,6 +297,17 @@ def _build_encoder(config: TrainConfig) -> SynonymEncoder:
         vectors.words, vectors.nn, vectors.matrix, size=config.substitution_set_size,
         min_cos_sim=config.substitution_min_cos_sim, protected=protected,
         provenance=provenance)
+
+
+def _build_convex_adversary(config: TrainConfig, tokenizer: Any) -> ConvexSubstitutionAdversary:
+    """ASCC's candidate table from the counter-fitted GloVe vectors (attacks extra)."""
+    vectors, protected, provenance = _neighbour_source()
+    substitutes = TokenSubstitutes.from_neighbours(
+        vectors.words, vectors.nn, vectors.matrix, tokenizer,
+        size=config.substitution_set_size, min_cos_sim=config.substitution_min_cos_sim,
+        protected=protected, provenance=provenance)
+    return ConvexSubstitutionAdversary(substitutes, steps=config.ascc_steps,
+                                       step_size=config.ascc_step_size, beta=config.ascc_beta)
 
 
 def _smoothed_metrics(model: Any, tokenizer: Any, config: TrainConfig,

@@ -19,7 +19,7 @@ their release one Gaussian mechanism that the accountant composes with DP-SGD
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -123,7 +123,7 @@ def gaussian_noise(reference: torch.Tensor, std: float, *, generator: torch.Gene
 
 
 def class_centroid_sums(model: Any, data: TextDataset, *,
-                        encode: Callable[[Sequence[str]], dict[str, torch.Tensor]],
+                        encode: Callable[[Sequence[str]], Mapping[str, torch.Tensor]],
                         targets: Callable[[Sequence[str]], torch.Tensor]) -> torch.Tensor:
     """The ``(K, hidden)`` per-class sums of the training texts' unit-norm embeddings.
 

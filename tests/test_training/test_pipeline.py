@@ -296,3 +296,23 @@ def test_safer_trains_on_perturbed_copies_and_ships_its_smoother(
     assert noisy == trainer._encode([expected])["input_ids"].tolist() != plain
     trainer.state.epoch = 1
     assert trainer._encode([text], training=True)["input_ids"].tolist() != noisy
+
+
+def test_ascc_trains_against_synonym_combinations_and_ships_nothing_extra(
+        tmp_path: Path, tiny_classifier_dir: Path) -> None:
+    """The real counter-fitted sets become the candidate table; the loss changes the weights."""
+    options = {"model": str(tiny_classifier_dir), "epochs": 1, "batch_size": 64,
+               "max_length": 32, "checkpoint_every": 0}
+    config = TrainConfig(substitution_defence="ascc", ascc_steps=1, **options)
+    result = fine_tune(config, out=tmp_path / "ascc", progress=False)
+    defence = result.manifest["substitution_defence"]
+    assert defence["method"] == "ascc" and defence["files"] == []
+    assert (defence["set_size"], defence["min_cos_sim"], defence["steps"]) == (50, 0.5, 1)
+    assert defence["substitutable_tokens"] > 10_000
+    assert defence["protected"] == "TextFooler's stopwords"
+    loaded = HFClassifier.from_pretrained(result.checkpoint, device="cpu")
+    assert loaded.smoother is None and loaded.synonym_encoder is None  # training only
+    plain = fine_tune(TrainConfig(**options), out=tmp_path / "plain", progress=False)
+    ascc_weights = load_file(result.checkpoint / "model.safetensors")
+    plain_weights = load_file(plain.checkpoint / "model.safetensors")
+    assert not torch.equal(ascc_weights["classifier.weight"], plain_weights["classifier.weight"])
