@@ -24,7 +24,8 @@ single synonym and takes 10 Adam steps; here there is no entropy term and the st
 and normalised (cheaper on CPU). Words split into several tokens, and neighbours that are, are
 left out, as are TextFooler's stopwords (which TextFooler never swaps) and, for tokenizers whose
 word tokens depend on the preceding space, words at the start of a text. Cost: ``steps`` extra
-forward and backward passes per batch, and the clean and combined rows run as one batch of
+forward and backward passes per batch, one forward pass without gradients for the clean
+prediction the search moves away from, and the clean and combined rows run as one batch of
 twice the size.
 """
 
