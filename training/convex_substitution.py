@@ -32,7 +32,7 @@ twice the size.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from guard.errors import ConfigError
@@ -67,7 +67,11 @@ class TokenSubstitutes:
     @property
     def substitutable(self) -> int:
         """How many tokens have at least one synonym."""
-        return int(self.valid[:, 1:].any(dim=1).sum()) if self.valid.shape[1] > 1 else 0
+        return int(self.valid[:, 1:].any(dim=1).sum())
+
+    def to(self, device: Any) -> TokenSubstitutes:
+        """The same table on ``device`` (once, not per batch: it is vocab x width)."""
+        return replace(self, ids=self.ids.to(device), valid=self.valid.to(device))
 
     @classmethod
     def from_neighbours(cls, words: Sequence[str], neighbours: np.ndarray, matrix: np.ndarray,
@@ -169,7 +173,7 @@ class ConvexSubstitutionAdversary:
         import torch
 
         ids = encoding["input_ids"]
-        table = self.substitutes.ids.to(ids.device)
+        table = self.substitutes.ids.to(ids.device)  # no copy once built on the model's device
         allowed = self.substitutes.valid.to(ids.device)[ids]
         first = torch.zeros(allowed.shape[-1], dtype=torch.bool, device=ids.device)
         first[0] = True

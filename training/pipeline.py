@@ -162,7 +162,7 @@ def _fine_tune(
         adversarial = AdversarialAugmentationCallback(config)
     smoother = _build_smoother(config) if config.substitution_defence == "safer" else None
     encoder = _build_encoder(config) if config.substitution_defence == "sem" else None
-    convex = (_build_convex_adversary(config, tokenizer)
+    convex = (_build_convex_adversary(config, tokenizer, device)
               if config.substitution_defence == "ascc" else None)
     recognizer = None
     if config.word_recognition != "off":
@@ -299,13 +299,14 @@ def _build_encoder(config: TrainConfig) -> SynonymEncoder:
         provenance=provenance)
 
 
-def _build_convex_adversary(config: TrainConfig, tokenizer: Any) -> ConvexSubstitutionAdversary:
+def _build_convex_adversary(config: TrainConfig, tokenizer: Any,
+                            device: str) -> ConvexSubstitutionAdversary:
     """ASCC's candidate table from the counter-fitted GloVe vectors (attacks extra)."""
     vectors, protected, provenance = _neighbour_source()
     substitutes = TokenSubstitutes.from_neighbours(
         vectors.words, vectors.nn, vectors.matrix, tokenizer,
         size=config.substitution_set_size, min_cos_sim=config.substitution_min_cos_sim,
-        protected=protected, provenance=provenance)
+        protected=protected, provenance=provenance).to(device)
     return ConvexSubstitutionAdversary(substitutes, steps=config.ascc_steps,
                                        step_size=config.ascc_step_size, beta=config.ascc_beta)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from word_vectors import nearest_rows, unit_rows
 
 from guard.errors import ConfigError, ModelNotFoundError
 from guard.models.substitution_smoothing import (
@@ -19,28 +20,19 @@ from guard.models.substitution_smoothing import (
 WORDS = ["good", "fine", "nice", "great", "bad", "poor", "not", "movie", "film"]
 
 
-def _unit(rows: list[list[float]]) -> np.ndarray:
-    matrix = np.asarray(rows, dtype=np.float32)
-    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
-
 
 # Three groups: {good, fine, nice, great}, {bad, poor, not}, {movie, film}.
-MATRIX = _unit([[1, 0.05, 0], [1, 0.1, 0], [1, 0.2, 0], [1, 0.6, 0.0],
+MATRIX = unit_rows([[1, 0.05, 0], [1, 0.1, 0], [1, 0.2, 0], [1, 0.6, 0.0],
                 [0, 1, 0.05], [0, 1, 0.1], [0, 1, 0.15],
                 [0, 0, 1], [0.05, 0, 1]])
 
-
-def _neighbours(matrix: np.ndarray) -> np.ndarray:
-    sims = matrix @ matrix.T
-    np.fill_diagonal(sims, np.inf)
-    return np.argsort(-sims, axis=1)
 
 
 def _smoother(**kwargs: object) -> SubstitutionSmoother:
     options: dict[str, object] = {"size": 3, "min_cos_sim": 0.9, "protected": ("not",),
                                   "samples": 16}
     options.update(kwargs)
-    return SubstitutionSmoother.from_neighbours(WORDS, _neighbours(MATRIX), MATRIX,
+    return SubstitutionSmoother.from_neighbours(WORDS, nearest_rows(MATRIX), MATRIX,
                                                 **options)  # type: ignore[arg-type]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from word_vectors import nearest_rows, unit_rows
 
 from guard.errors import ConfigError, ModelNotFoundError
 from guard.models.synonym_encoding import SYNONYM_ENCODING_FILE, SynonymEncoder
@@ -21,13 +22,10 @@ ROWS = {"good": [1, 0.05, 0], "bad": [0, 1, 0.05], "movie": [0, 0, 1], "fine": [
 
 
 def _encoder(**kwargs: object) -> SynonymEncoder:
-    matrix = np.asarray([ROWS[w] for w in WORDS], dtype=np.float32)
-    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-    sims = matrix @ matrix.T
-    np.fill_diagonal(sims, np.inf)
+    matrix = unit_rows([ROWS[w] for w in WORDS])
     options: dict[str, object] = {"size": 4, "min_cos_sim": 0.9, "protected": ("not",)}
     options.update(kwargs)
-    return SynonymEncoder.from_neighbours(WORDS, np.argsort(-sims, axis=1), matrix,
+    return SynonymEncoder.from_neighbours(WORDS, nearest_rows(matrix), matrix,
                                           **options)  # type: ignore[arg-type]
 
 

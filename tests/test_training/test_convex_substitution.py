@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch.nn import functional
+from word_vectors import nearest_rows, unit_rows
 
 from guard.errors import ConfigError
 from training.config import TrainConfig
@@ -22,19 +22,10 @@ from training.convex_substitution import (
 WORDS = ["good", "fine", "great", "bad", "poor", "movie", "film", "the", "xylophonist"]
 
 
-def _unit(rows: list[list[float]]) -> np.ndarray:
-    matrix = np.asarray(rows, dtype=np.float32)
-    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
 
-
-MATRIX = _unit([[1, 0.05, 0], [1, 0.1, 0], [1, 0.9, 0], [0, 1, 0.05], [0, 1, 0.1],
+MATRIX = unit_rows([[1, 0.05, 0], [1, 0.1, 0], [1, 0.9, 0], [0, 1, 0.05], [0, 1, 0.1],
                 [0, 0, 1], [0.05, 0, 1], [0.5, 0.5, 1], [0.05, 0.05, 1]])
 
-
-def _neighbours(matrix: np.ndarray) -> np.ndarray:
-    sims = matrix @ matrix.T
-    np.fill_diagonal(sims, np.inf)
-    return np.argsort(-sims, axis=1)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +37,7 @@ def tokenizer(tiny_bert_dir: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def substitutes(tokenizer) -> TokenSubstitutes:  # type: ignore[no-untyped-def]
-    return TokenSubstitutes.from_neighbours(WORDS, _neighbours(MATRIX), MATRIX, tokenizer,
+    return TokenSubstitutes.from_neighbours(WORDS, nearest_rows(MATRIX), MATRIX, tokenizer,
                                             size=3, min_cos_sim=0.95, protected=frozenset({"the"}),
                                             provenance={"vectors": "test"})
 
@@ -70,7 +61,7 @@ def test_candidates_are_the_token_then_its_close_single_token_synonyms(
     assert substitutes.substitutable == 6
     assert substitutes.provenance == {"vectors": "test"}
     with pytest.raises(ConfigError, match="min_cos_sim"):
-        TokenSubstitutes.from_neighbours(WORDS, _neighbours(MATRIX), MATRIX, tokenizer,
+        TokenSubstitutes.from_neighbours(WORDS, nearest_rows(MATRIX), MATRIX, tokenizer,
                                          size=3, min_cos_sim=2.0)
 
 
