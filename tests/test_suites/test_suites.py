@@ -168,3 +168,14 @@ def test_robustness_suite_per_recipe(tiny_classifier_dir: Path) -> None:
         assert clean.n == under.n == 8 and under.value <= clean.value
         assert result.details["recipes"][recipe]["constraint_set"].startswith(recipe)
     assert all(w["recipe"] in ("deepwordbug", "pruthi") for w in result.details["worst_examples"])
+
+
+def test_robustness_suite_checks_typos_and_synonym_swaps_by_default(
+        tiny_classifier_dir: Path) -> None:
+    model = HFClassifier.from_pretrained(tiny_classifier_dir, device="cpu")
+    [result] = run_suites(model, load_eval_data("bundled"), ["robustness"],
+                          options={"robustness": {"n": 6}})
+    assert list(result.details["recipes"]) == ["deepwordbug", "textfooler-offline"]
+    for recipe in ("deepwordbug", "textfooler-offline"):
+        assert result.metric(f"accuracy_under_attack/{recipe}").n == 6
+        assert result.details["recipes"][recipe]["constraint_set"].startswith(f"{recipe}:")
