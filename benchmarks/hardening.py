@@ -10,7 +10,8 @@ for clean training, A2T-style adversarial training with the word-substitution re
 (``substitution_defence="sem"``), the default adversarial mode (DeepWordBug rounds and word
 recognition), that mode with SAFER, ASCC (``substitution_defence="ascc"``) and the adversarial
 mode with ASCC, per seed (``--variants`` picks some; ``--first-seed-only`` runs the costly ones
-on the first seed alone; gains are against the clean model on the same seeds):
+on the first seed alone, or with ``NAME=K`` on the first K seeds; gains are against the clean
+model on the same seeds):
 test accuracy; accuracy under DeepWordBug and under ``textfooler-offline`` on the first
 ``--n-attack`` test sentences, with Wilson intervals over all seeds' attacked sentences;
 ``textfooler-offline``'s success rate on the clean model beside the paper's 86.6% (TextFooler
@@ -205,9 +206,9 @@ def main() -> None:
                         help="movie-reviews: comma-separated variants (default: all; clean "
                              "always runs): " + ", ".join(MR_VARIANTS))
     parser.add_argument("--first-seed-only", default=None,
-                        help="movie-reviews: variants run on the first seed only (gains are "
-                             "then against the clean model on that seed; clean always runs "
-                             "on every seed)")
+                        help="movie-reviews: variants run on the first seed only, or with "
+                             "NAME=K on the first K seeds (gains are then against the clean "
+                             "model on those seeds; clean always runs on every seed)")
     args = parser.parse_args()
     offline_defaults()
     work = Path(args.work or Path(tempfile.gettempdir()) / f"guard-bench-hardening-{args.part}")
@@ -416,6 +417,21 @@ def _chosen(names: str | None, known: dict[str, Any]) -> list[str]:
     return ["clean", *[n for n in known if n in chosen and n != "clean"]]
 
 
+def _fewer_seeds(spec: str | None) -> dict[str, int]:
+    """``--first-seed-only``'s variants and how many of the first seeds each runs on."""
+    counts: dict[str, int] = {}
+    for item in (spec or "").split(","):
+        name, _, k = item.strip().partition("=")
+        if not name:
+            continue
+        if k and (not k.isdigit() or int(k) < 1):
+            raise SystemExit(f"--first-seed-only: {item.strip()!r} is not NAME or NAME=K (K >= 1)")
+        counts[name] = int(k) if k else 1
+    _chosen(",".join(counts), MR_VARIANTS)  # rejects unknown names
+    counts.pop("clean", None)
+    return counts
+
+
 def movie_reviews(args: argparse.Namespace, work: Path) -> None:
     """The movie-reviews part (see the module docstring)."""
     seeds = [int(seed) for seed in (args.seeds or "0,1,2").split(",")]
@@ -425,8 +441,8 @@ def movie_reviews(args: argparse.Namespace, work: Path) -> None:
     runs: dict[str, dict[str, Any]] = {}
     attacks: dict[str, dict[str, Any]] = {}
     variants = _chosen(args.variants, MR_VARIANTS)
-    first_only = set(_chosen(args.first_seed_only or "clean", MR_VARIANTS)) - {"clean"}
-    seeds_of = {v: seeds[:1] if v in first_only else seeds for v in variants}
+    fewer = _fewer_seeds(args.first_seed_only)
+    seeds_of = {v: seeds[:fewer.get(v, len(seeds))] for v in variants}
     for seed in seeds:
         for variant in variants:
             if seed not in seeds_of[variant]:
