@@ -20,12 +20,10 @@ from guard.models.substitution_smoothing import (
 WORDS = ["good", "fine", "nice", "great", "bad", "poor", "not", "movie", "film"]
 
 
-
 # Three groups: {good, fine, nice, great}, {bad, poor, not}, {movie, film}.
 MATRIX = unit_rows([[1, 0.05, 0], [1, 0.1, 0], [1, 0.2, 0], [1, 0.6, 0.0],
-                [0, 1, 0.05], [0, 1, 0.1], [0, 1, 0.15],
-                [0, 0, 1], [0.05, 0, 1]])
-
+                   [0, 1, 0.05], [0, 1, 0.1], [0, 1, 0.15],
+                   [0, 0, 1], [0.05, 0, 1]])
 
 
 def _smoother(**kwargs: object) -> SubstitutionSmoother:

@@ -22,10 +22,8 @@ from training.convex_substitution import (
 WORDS = ["good", "fine", "great", "bad", "poor", "movie", "film", "the", "xylophonist"]
 
 
-
 MATRIX = unit_rows([[1, 0.05, 0], [1, 0.1, 0], [1, 0.9, 0], [0, 1, 0.05], [0, 1, 0.1],
-                [0, 0, 1], [0.05, 0, 1], [0.5, 0.5, 1], [0.05, 0.05, 1]])
-
+                   [0, 0, 1], [0.05, 0, 1], [0.5, 0.5, 1], [0.05, 0.05, 1]])
 
 
 @pytest.fixture(scope="module")
