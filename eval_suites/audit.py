@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA = "metaverse-guard/audit-manifest"
-#: 1.1 added ``config``, the resolved evaluation configuration that replays the run.
-MANIFEST_SCHEMA_VERSION = "1.1"
+#: 1.1 added ``config``, the evaluation configuration that replays the run; 1.2 added
+#: ``suite_settings``, every suite's resolved settings, so that a replay reruns what ran even
+#: when a later version changes a suite's defaults.
+MANIFEST_SCHEMA_VERSION = "1.2"
 #: Timing metrics in ms always get at least this much slack (sub-ms jitter is not a mismatch).
 TIMING_FLOOR_MS = 5.0
 
@@ -35,6 +37,7 @@ def write_manifest(out: Path, outcome: EvalOutcome, run: EvalPlan) -> Path:
         "schema_version": MANIFEST_SCHEMA_VERSION,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": config.model_dump(mode="json"),
+        "suite_settings": {suite.suite: suite.provenance.config for suite in results.suites},
         "invocation": {
             "model": config.model, "baseline": config.baseline,
             "policy": str(run.policy_path) if run.policy_path else None,
@@ -64,6 +67,10 @@ def write_manifest(out: Path, outcome: EvalOutcome, run: EvalPlan) -> Path:
 def config_from_manifest(manifest: dict[str, Any]) -> EvalConfig:
     """The evaluation configuration a manifest records (1.0 manifests: from ``invocation``).
 
+    From schema 1.2 the suites run and each one's options are the settings the suites
+    resolved (``suite_settings``), defaults included: a replay by a later version whose
+    defaults differ (say, more attack recipes) still reruns what was recorded.
+
     Raises:
         DataError: If the recorded configuration is not a valid one.
     """
@@ -77,6 +84,14 @@ def config_from_manifest(manifest: dict[str, Any]) -> EvalConfig:
         # the policy's confidence was filled into every suite's options; the policy adds it
         recorded["options"] = {suite: {k: v for k, v in opts.items() if k != "confidence"}
                                for suite, opts in (invocation.get("options") or {}).items()}
+    settings = manifest.get("suite_settings")
+    if settings is not None:
+        if not isinstance(settings, dict) or not all(isinstance(v, dict)
+                                                     for v in settings.values()):
+            raise DataError("the manifest's suite_settings are not a mapping of suite name to "
+                            "settings")
+        recorded = {**recorded, "suites": list(settings),
+                    "options": {name: dict(values) for name, values in settings.items()}}
     try:
         return build_model(EvalConfig, recorded, what="recorded evaluation config")
     except ConfigError as exc:

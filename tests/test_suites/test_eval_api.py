@@ -11,7 +11,7 @@ import pytest
 
 from eval_suites import EvalConfig, evaluate, plan, replay
 from guard.cli import main
-from guard.errors import ConfigError, UnknownNameError
+from guard.errors import ConfigError, DataError, UnknownNameError
 from guard.results import load_results, unknown_fields
 
 FAST_ACCURACY = {"accuracy": {"bootstrap_resamples": 50}}
@@ -81,6 +81,30 @@ def test_replay_is_evaluate_of_the_recorded_config(tiny_classifier_dir: Path,
     old.parent.mkdir()
     old.write_text(json.dumps(manifest))
     assert replay(old, out=tmp_path / "old-again").matches
+
+
+def test_replay_reruns_the_recorded_suite_settings_not_todays_defaults(
+        tiny_classifier_dir: Path, tmp_path: Path) -> None:
+    config = EvalConfig(model=str(tiny_classifier_dir), suites=("accuracy",),
+                        options=FAST_ACCURACY, device="cpu")
+    evaluate(config, out=tmp_path / "run", progress=False)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    settings = manifest["suite_settings"]
+    assert list(settings) == ["accuracy"] and settings["accuracy"]["bootstrap_resamples"] == 50
+    # a run that left suites and options at defaults that a later version changed: the
+    # replay still runs the suites and settings the run resolved, not today's defaults
+    manifest["config"]["suites"], manifest["config"]["options"] = [], {}
+    edited = tmp_path / "edited" / "manifest.json"
+    edited.parent.mkdir()
+    edited.write_text(json.dumps(manifest))
+    assert replay(edited, out=tmp_path / "again").matches
+    again = load_results(tmp_path / "again" / "results.json")
+    assert [suite.suite for suite in again.suites] == ["accuracy"]
+    assert again.suites[0].provenance.config == settings["accuracy"]
+    manifest["suite_settings"] = {"accuracy": 50}
+    edited.write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="suite_settings"):
+        replay(edited, out=tmp_path / "bad")
 
 
 def test_config_precedence_defaults_file_flags(tmp_path: Path) -> None:
