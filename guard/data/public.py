@@ -80,7 +80,8 @@ def _member(archive: tarfile.TarFile, name: str) -> bytes:
 
 
 def movie_review_splits(sdist: str | Path, *, train: int = 1000, validation: int = 500,
-                        test: int = 1000, seed: int = 0, verify: bool = True) -> DataSplits:
+                        test: int = 1000, seed: int = 0, verify: bool = True,
+                        rest_to_train: bool = False) -> DataSplits:
     """Disjoint random train / validation / test samples of MR.
 
     Args:
@@ -90,6 +91,9 @@ def movie_review_splits(sdist: str | Path, *, train: int = 1000, validation: int
         test: Test rows.
         seed: Seed of the shuffle that the three samples are cut from.
         verify: As for :func:`load_movie_reviews`.
+        rest_to_train: Also train on every row the three samples leave over. The samples
+            are cut as without it, so validation and test stay the same rows and a
+            full-data model is measured on the same sentences as a ``train``-row one.
 
     Raises:
         DataError: If the sizes exceed the data or the file is unusable.
@@ -105,6 +109,8 @@ def movie_review_splits(sdist: str | Path, *, train: int = 1000, validation: int
     for name, size in zip(("train", "validation", "test"), sizes, strict=True):
         rows = order[start : start + size]
         start += size
+        if name == "train" and rest_to_train:
+            rows = np.concatenate([rows, order[sum(sizes):]])
         parts.append(TextDataset.from_rows([data.texts[i] for i in rows],
                                            [data.labels[i] for i in rows],
                                            source=f"{data.source}:{name}:seed{seed}"))

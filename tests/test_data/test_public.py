@@ -56,6 +56,14 @@ def test_splits_are_disjoint_seeded_samples(tmp_path: Path) -> None:
     assert other.sha256 != splits.sha256
     with pytest.raises(DataError, match="sum to at most 6"):
         movie_review_splits(sdist, train=5, validation=1, test=1, verify=False)
+    # the leftover rows join training; validation and test are the same rows as before
+    full = movie_review_splits(sdist, train=2, validation=1, test=2, verify=False,
+                               rest_to_train=True)
+    part = movie_review_splits(sdist, train=2, validation=1, test=2, verify=False)
+    assert full.test is not None and part.test is not None
+    assert full.test.texts == part.test.texts and full.validation == part.validation
+    assert full.train.texts[:2] == part.train.texts and len(full.train) == 3
+    assert set(full.train.texts).isdisjoint(full.test.texts)
 
 
 def test_other_files_are_refused_with_the_way_to_get_the_real_one(tmp_path: Path) -> None:
