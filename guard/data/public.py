@@ -109,10 +109,12 @@ def movie_review_splits(sdist: str | Path, *, train: int = 1000, validation: int
     for name, size in zip(("train", "validation", "test"), sizes, strict=True):
         rows = order[start : start + size]
         start += size
+        label = name
         if name == "train" and rest_to_train:
             rows = np.concatenate([rows, order[sum(sizes):]])
+            label = "train+rest"
         parts.append(TextDataset.from_rows([data.texts[i] for i in rows],
                                            [data.labels[i] for i in rows],
-                                           source=f"{data.source}:{name}:seed{seed}"))
+                                           source=f"{data.source}:{label}:seed{seed}"))
     digest = hashlib.sha256("".join(p.sha256 for p in parts).encode()).hexdigest()
     return DataSplits(parts[0], parts[1], parts[2], tuple(sorted(set(data.labels))), digest)

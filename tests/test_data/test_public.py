@@ -64,6 +64,8 @@ def test_splits_are_disjoint_seeded_samples(tmp_path: Path) -> None:
     assert full.test.texts == part.test.texts and full.validation == part.validation
     assert full.train.texts[:2] == part.train.texts and len(full.train) == 3
     assert set(full.train.texts).isdisjoint(full.test.texts)
+    assert full.train.source.endswith(":train+rest:seed0")
+    assert part.train.source.endswith(":train:seed0")
 
 
 def test_other_files_are_refused_with_the_way_to_get_the_real_one(tmp_path: Path) -> None:
